@@ -1,0 +1,25 @@
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup test test-fast lint fmt
+
+## Create .venv and install recognizer with its dev tools (works offline but for the package registries).
+setup:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+
+## Everything CI runs: lint, then all tests (slow ones included).
+test:
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/pytest
+
+## The quick loop while editing: unit tests only.
+test-fast:
+	$(BIN)/pytest -m "not slow"
+
+fmt:
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks

@@ -1,0 +1,175 @@
+"""The ``recognizer`` command.
+
+Exit codes: 0 success; 1 some images could not be classified (each named on stderr); 2 bad usage,
+configuration, model or weights (one line on stderr saying what to do).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from pydantic import ValidationError
+
+from recognizer.config import Settings
+from recognizer.errors import RecognizerError
+from recognizer.inference import Recognition, build_predictor, choose_model
+from recognizer.models import get_model_spec, list_model_specs
+from recognizer.models import weights as weights_store
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"recognizer: error: {message}", err=True)
+    sys.exit(2)
+
+
+def make_settings(**flags: Any) -> Settings:
+    """Settings from env vars, overridden by the CLI flags the user actually gave."""
+    try:
+        return Settings(**{key: value for key, value in flags.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid settings: {problems}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="recognizer")
+def main() -> None:
+    """Recognize objects in photos with ImageNet-1K classifiers, offline."""
+
+
+def _expand(paths: tuple[Path, ...]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        else:
+            yield path
+
+
+def _read_all(paths: tuple[Path, ...], failures: list[str]) -> Iterator[tuple[str, bytes]]:
+    for path in _expand(paths):
+        try:
+            yield str(path), path.read_bytes()
+        except OSError as exc:
+            failures.append(str(path))
+            click.echo(f"recognizer: {path}: cannot read file ({exc.strerror or exc})", err=True)
+
+
+def _print_table(result: Recognition) -> None:
+    click.echo(result.source)
+    for rank, p in enumerate(result.predictions, 1):
+        click.echo(f"  {rank}. {p.label:<32.32} {p.wnid}  #{p.index:<4d} {p.score * 100:6.2f}%")
+
+
+@main.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "-m", help="Model name (see `recognizer models`); default resnet18 if available.")
+@click.option("--weights", type=click.Path(path_type=Path), help="Weights file (state dict) for the model.")
+@click.option("--engine", "-e", help="auto, torch or onnxruntime.")
+@click.option("--top-k", "-k", type=int, help="How many labels per image (default 5).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")
+@click.option("--threads", type=int, help="Intra-op threads (default: all cores).")
+@click.option("--draft/--no-draft", "jpeg_draft", default=None, help="Fast JPEG downscale while decoding.")
+def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
+    """Classify PHOTOS (files or folders) and print the Top-K ImageNet labels."""
+    settings = make_settings(**flags)
+    try:
+        choice = choose_model(settings)
+        predictor = build_predictor(settings, choice)
+    except RecognizerError as exc:
+        _fail(str(exc))
+    if choice.reason and settings.model is None and choice.spec.name != "resnet18":
+        click.echo(f"recognizer: note: {choice.reason}", err=True)
+    if not as_json:
+        weights = predictor.weights.describe() if predictor.weights else "no weights"
+        click.echo(f"model {choice.spec.name} · engine {predictor.engine.name} · {weights}\n")
+    failures: list[str] = []
+    try:
+        for result in predictor.classify_stream(_read_all(photos, failures), settings.top_k):
+            if result.error is not None:
+                failures.append(result.source)
+                click.echo(f"recognizer: {result.source}: {result.error}", err=True)
+            elif as_json:
+                click.echo(json.dumps(result.as_dict()))
+            else:
+                _print_table(result)
+    finally:
+        predictor.close()
+    sys.exit(1 if failures else 0)
+
+
+@main.command("models")
+@click.option("--json", "as_json", is_flag=True)
+def models_command(as_json: bool) -> None:
+    """List the registered models and whether their weights are available offline right now."""
+    settings = make_settings()
+    rows = [
+        {
+            "name": spec.name,
+            "available_offline": weights_store.available_offline(spec, settings.hub_checkpoints),
+            "acc@1": spec.metrics.get("acc@1"),
+            "params_m": round(spec.params / 1e6, 1),
+            "gmacs": spec.gmacs,
+            "weights": spec.weights.file_name,
+            "license": spec.weights.license,
+            "description": spec.description,
+        }
+        for spec in list_model_specs()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'model':<20} {'offline':<8} {'acc@1':>6} {'params':>7} {'GMACs':>6}  weights")
+    for r in rows:
+        ready = "yes" if r["available_offline"] else "no"
+        click.echo(
+            f"{r['name']:<20} {ready:<8} {r['acc@1']:>6.2f} {r['params_m']:>6.1f}M {r['gmacs']:>6.3f}  {r['weights']}"
+        )
+
+
+@main.group("weights")
+def weights_group() -> None:
+    """Fetch or import weights into the torch hub cache, where every command finds them."""
+
+
+@weights_group.command("fetch")
+@click.argument("name")
+def weights_fetch(name: str) -> None:
+    """Download NAME's published weights (needs internet) and verify their hash."""
+    settings = make_settings()
+    try:
+        resolved = weights_store.fetch_weights(get_model_spec(name), settings.hub_checkpoints)
+    except RecognizerError as exc:
+        _fail(str(exc))
+    click.echo(f"{name}: {resolved.path} (sha256 {resolved.sha256[:16]}…)")
+
+
+@weights_group.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path(path_type=Path))
+def weights_import(name: str, file: Path) -> None:
+    """Verify FILE against NAME's published hash and copy it into the cache."""
+    settings = make_settings()
+    try:
+        resolved = weights_store.import_weights(get_model_spec(name), file, settings.hub_checkpoints)
+    except RecognizerError as exc:
+        _fail(str(exc))
+    click.echo(f"{name}: imported to {resolved.path}")
+
+
+@weights_group.command("path")
+@click.argument("name")
+def weights_path(name: str) -> None:
+    """Print the verified weights file NAME would use, or fail saying how to get one."""
+    settings = make_settings()
+    try:
+        resolved = weights_store.resolve_weights(get_model_spec(name), settings.hub_checkpoints)
+    except RecognizerError as exc:
+        _fail(str(exc))
+    click.echo(str(resolved.path))

@@ -1,0 +1,30 @@
+"""ONNX Runtime engine (FP32). Imports no torch: the ONNX file is built beforehand by recognizer.export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from recognizer.engines.base import Engine, EngineInfo
+
+
+class OnnxRuntimeEngine(Engine):
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path, info: EngineInfo) -> None:
+        super().__init__(info)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = info.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # warnings about unused initializers are noise for users
+        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._input = self.session.get_inputs()[0].name
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self._input: batch})[0]
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]

@@ -1,0 +1,78 @@
+"""One exception tree for everything a user can get wrong or run into.
+
+Every message says what happened *and* what to do next, because these messages are what a user
+sees on the command line and in HTTP problem responses::
+
+    RecognizerError
+    ├── ConfigError                 settings that cannot work together
+    ├── ModelError
+    │   ├── UnknownModelError       name not in the registry
+    │   ├── WeightsNotFoundError    no local file, and no download possible
+    │   ├── WeightsIntegrityError   hash mismatch, truncated file, wrong shapes
+    │   └── EngineError             an engine failed to load or run
+    │       └── EngineUnavailableError  optional backend not installed
+    └── ImageError                  the caller's input, never the server's fault
+        ├── EmptyImageError
+        ├── NotAnImageError         not a format we decode (PDF renamed .jpg, text)
+        ├── CorruptImageError       a known format that fails to decode (truncated JPEG)
+        └── ImageTooLargeError      over the byte or pixel limit (decompression bombs)
+
+The HTTP layer maps these classes to status codes in one table; nothing else does.
+"""
+
+from __future__ import annotations
+
+
+class RecognizerError(Exception):
+    """Base class: catch this to handle every failure the package reports on purpose."""
+
+    #: short, stable identifier used in JSON error bodies and logs
+    code = "recognizer_error"
+
+
+class ConfigError(RecognizerError):
+    code = "config_error"
+
+
+class ModelError(RecognizerError):
+    code = "model_error"
+
+
+class UnknownModelError(ModelError):
+    code = "unknown_model"
+
+
+class WeightsNotFoundError(ModelError):
+    code = "weights_not_found"
+
+
+class WeightsIntegrityError(ModelError):
+    code = "weights_integrity"
+
+
+class EngineError(ModelError):
+    code = "engine_error"
+
+
+class EngineUnavailableError(EngineError):
+    code = "engine_unavailable"
+
+
+class ImageError(RecognizerError):
+    code = "image_error"
+
+
+class EmptyImageError(ImageError):
+    code = "empty_image"
+
+
+class NotAnImageError(ImageError):
+    code = "not_an_image"
+
+
+class CorruptImageError(ImageError):
+    code = "corrupt_image"
+
+
+class ImageTooLargeError(ImageError):
+    code = "image_too_large"
