@@ -47,7 +47,9 @@ def main() -> None:
 def _expand(paths: tuple[Path, ...]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            yield from sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
         else:
             yield path
 
@@ -128,9 +130,8 @@ def models_command(as_json: bool) -> None:
     click.echo(f"{'model':<20} {'offline':<8} {'acc@1':>6} {'params':>7} {'GMACs':>6}  weights")
     for r in rows:
         ready = "yes" if r["available_offline"] else "no"
-        click.echo(
-            f"{r['name']:<20} {ready:<8} {r['acc@1']:>6.2f} {r['params_m']:>6.1f}M {r['gmacs']:>6.3f}  {r['weights']}"
-        )
+        size = f"{r['acc@1']:>6.2f} {r['params_m']:>6.1f}M {r['gmacs']:>6.3f}"
+        click.echo(f"{r['name']:<20} {ready:<8} {size}  {r['weights']}")
 
 
 @main.group("weights")

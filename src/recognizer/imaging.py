@@ -37,8 +37,11 @@ class DecodeLimits:
     max_pixels: int = 50_000_000
 
 
+DEFAULT_LIMITS = DecodeLimits()
+
+
 def decode_image(
-    data: bytes, limits: DecodeLimits = DecodeLimits(), draft_short_side: int | None = None
+    data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, draft_short_side: int | None = None
 ) -> Image.Image:
     """Bytes -> upright 8-bit RGB image, or an :class:`ImageError` saying what is wrong.
 
@@ -52,7 +55,7 @@ def decode_image(
         raise ImageTooLargeError(
             f"the image is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.1f} MB"
         )
-    image = _open(data)
+    image = _open(data, limits)
     width, height = image.size
     if width * height > limits.max_pixels:
         raise ImageTooLargeError(
@@ -65,11 +68,22 @@ def decode_image(
         image.load()
         image = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise CorruptImageError(f"the {image.format} image could not be decoded ({exc}); is it truncated?") from exc
+        raise CorruptImageError(
+            f"the {image.format} image could not be decoded ({exc}); is it truncated?"
+        ) from exc
     return to_rgb(image)
 
 
-def _open(data: bytes) -> Image.Image:
+def configure_pillow(limits: DecodeLimits) -> None:
+    """Align Pillow's process-wide bomb guard with our limit (it raises at twice its value).
+
+    Our own check in :func:`decode_image` is the one users see; Pillow's is the backstop for
+    code paths that open images without going through it.
+    """
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+
+
+def _open(data: bytes, limits: DecodeLimits) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Our own pixel limit runs next; Pillow's bomb warning must not leak into callers.
@@ -80,7 +94,10 @@ def _open(data: bytes) -> Image.Image:
             "the data is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)"
         ) from None
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"the image is too large to decode safely ({exc})") from exc
+        raise ImageTooLargeError(
+            f"the image is over the {limits.max_pixels / 1e6:.1f}-megapixel limit ({exc}); "
+            "send a smaller image"
+        ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise CorruptImageError(f"the image header is damaged ({exc})") from exc
 
@@ -97,7 +114,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         return Image.fromarray(_high_depth_to_uint8(image), mode="L").convert("RGB")
-    if (image.mode == "P" and "transparency" in image.info) or image.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+    if (image.mode == "P" and "transparency" in image.info) or image.mode in (
+        "LA",
+        "La",
+        "PA",
+        "RGBA",
+        "RGBa",
+    ):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -106,10 +129,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def _high_depth_to_uint8(image: Image.Image) -> np.ndarray:
     values = np.asarray(image, dtype=np.float64)
+    # Float images are either [0, 1] or [0, 255]; integer ones here hold 16-bit samples
+    # (Pillow widens some 16-bit PNGs to mode "I").
+    peak = 65535.0
     if image.mode == "F":
         peak = 1.0 if values.max(initial=0.0) <= 1.0 else 255.0
-    else:  # 16-bit samples (Pillow widens some to mode "I")
-        peak = 65535.0
     return np.clip(np.rint(values * (255.0 / peak)), 0, 255).astype(np.uint8)
 
 
@@ -121,8 +145,8 @@ def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 
 def center_crop_box(width: int, height: int, crop: int) -> tuple[int, int, int, int]:
-    left = int(round((width - crop) / 2.0))
-    top = int(round((height - crop) / 2.0))
+    left = round((width - crop) / 2.0)  # Python's round-half-even, exactly as torchvision
+    top = round((height - crop) / 2.0)
     return left, top, left + crop, top + crop
 
 
@@ -139,7 +163,7 @@ def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:
 
 
 def load_input(
-    data: bytes, spec: Preprocessing, limits: DecodeLimits = DecodeLimits(), draft: bool = True
+    data: bytes, spec: Preprocessing, limits: DecodeLimits = DEFAULT_LIMITS, draft: bool = True
 ) -> np.ndarray:
     """Bytes -> model input for one image: decode (with limits) then preprocess."""
     image = decode_image(data, limits, draft_short_side=spec.resize if draft else None)

@@ -35,11 +35,15 @@ def pick_engine(requested: str) -> str:
     if requested not in _REQUIREMENTS:
         raise EngineError(f"unknown engine {requested!r}; choose one of: auto, {', '.join(ENGINE_NAMES)}")
     if requested not in installed:
-        raise EngineUnavailableError(f"engine {requested!r} is not installed; `pip install {_REQUIREMENTS[requested]}`")
+        raise EngineUnavailableError(
+            f"engine {requested!r} is not installed; `pip install {_REQUIREMENTS[requested]}`"
+        )
     return requested
 
 
-def load_engine(name: str, spec: ModelSpec, weights: ResolvedWeights, cache_dir: Path, threads: int) -> Engine:
+def load_engine(
+    name: str, spec: ModelSpec, weights: ResolvedWeights, cache_dir: Path, threads: int
+) -> Engine:
     """Build a ready-to-run engine for ``spec`` with ``weights`` (exporting artifacts if needed)."""
     name = pick_engine(name)
     info = EngineInfo(name=name, model=spec.name, weights_sha256=weights.sha256, threads=threads)

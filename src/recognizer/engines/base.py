@@ -39,5 +39,5 @@ class Engine(ABC):
             raise RuntimeError(f"{self.name} returned {logits.shape[0]} rows for {batch.shape[0]} inputs")
         return logits
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op is the right default for engines without native state
         """Release native resources; the engine is unusable afterwards."""

@@ -17,7 +17,9 @@ from recognizer.errors import EngineError
 class FakeEngine(Engine):
     name = "fake"
 
-    def __init__(self, info: EngineInfo, classes: int = 1000, delay_s: float = 0.0, fail: bool = False) -> None:
+    def __init__(
+        self, info: EngineInfo, classes: int = 1000, delay_s: float = 0.0, fail: bool = False
+    ) -> None:
         super().__init__(info)
         self.classes, self.delay_s, self.fail = classes, delay_s, fail
         self.calls: list[int] = []

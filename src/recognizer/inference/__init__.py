@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from recognizer.config import Settings
 from recognizer.engines import load_engine
-from recognizer.imaging import DecodeLimits
+from recognizer.imaging import DecodeLimits, configure_pillow
 from recognizer.inference.postprocess import Prediction
 from recognizer.inference.predictor import Predictor, Recognition
 from recognizer.models import ModelSpec, get_model_spec
@@ -50,6 +50,7 @@ def build_predictor(settings: Settings, choice: ModelChoice | None = None) -> Pr
     )
     engine = load_engine(settings.engine, spec, weights, settings.cache_dir, settings.effective_threads)
     limits = DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    configure_pillow(limits)
     return Predictor(
         spec,
         engine,

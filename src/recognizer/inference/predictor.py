@@ -11,7 +11,7 @@ import numpy as np
 
 from recognizer.engines.base import Engine
 from recognizer.errors import RecognizerError
-from recognizer.imaging import DecodeLimits, load_input
+from recognizer.imaging import DEFAULT_LIMITS, DecodeLimits, load_input
 from recognizer.inference.postprocess import Prediction, top_k
 from recognizer.models.labels import labels_for
 from recognizer.models.spec import ModelSpec
@@ -44,7 +44,7 @@ class Predictor:
         spec: ModelSpec,
         engine: Engine,
         weights: ResolvedWeights | None = None,
-        limits: DecodeLimits = DecodeLimits(),
+        limits: DecodeLimits = DEFAULT_LIMITS,
         jpeg_draft: bool = True,
         batch_size: int = 8,
         decode_threads: int = 2,
@@ -96,7 +96,10 @@ class Predictor:
             for i, predictions in zip(good, self.infer([prepared[i] for i in good], k), strict=True):
                 results[i].predictions = predictions
         done = time.perf_counter()
-        timing = {"decode": (decoded - start) * 1e3 / len(chunk), "infer": (done - decoded) * 1e3 / max(len(good), 1)}
+        timing = {
+            "decode": (decoded - start) * 1e3 / len(chunk),
+            "infer": (done - decoded) * 1e3 / max(len(good), 1),
+        }
         for result in results:
             result.timing_ms = dict(timing)
         return results

@@ -43,7 +43,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _map_positional(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _map_positional(
+    state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """Rename keys by position: for checkpoints from another implementation of the same network."""
     if len(state) != len(target):
         raise WeightsIntegrityError(f"state dict has {len(state)} tensors, the network expects {len(target)}")

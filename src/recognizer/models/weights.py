@@ -149,7 +149,9 @@ def _not_found_message(spec: ModelSpec, checkpoints_dir: Path) -> str:
 def fetch_weights(spec: ModelSpec, checkpoints_dir: Path) -> ResolvedWeights:
     """Download through torchvision's own loader (hash prefix checked) into the hub cache."""
     if not spec.weights.url:
-        raise WeightsNotFoundError(f"{spec.name} has no download URL; {_not_found_message(spec, checkpoints_dir)}")
+        raise WeightsNotFoundError(
+            f"{spec.name} has no download URL; {_not_found_message(spec, checkpoints_dir)}"
+        )
     import torch.hub
 
     checkpoints_dir.mkdir(parents=True, exist_ok=True)

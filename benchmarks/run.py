@@ -1,0 +1,162 @@
+"""Engine and decode benchmarks: ``.venv/bin/python benchmarks/run.py [--quick]``.
+
+Prints a markdown table and writes ``benchmarks/results/latest.json``. Ratios are against torch
+eager measured in the same run, so numbers from different machines compare by ratio, not ms.
+ResNet-18 runs with random weights when its real file is absent: speed does not depend on the
+values of the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from recognizer.engines import load_engine
+from recognizer.imaging import decode_image, preprocess
+from recognizer.models import get_model_spec
+from recognizer.models.weights import ResolvedWeights, resolve_weights
+
+RESULTS = Path(__file__).parent / "results"
+ENGINES = ("torch", "onnxruntime")
+
+
+def timed(function, repeats: int) -> list[float]:
+    function()  # warm-up: lazy allocations, thread pools, caches
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return samples
+
+
+def weights_for(name: str, scratch: Path) -> ResolvedWeights:
+    spec = get_model_spec(name)
+    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+    try:
+        return resolve_weights(spec, hub)
+    except Exception:
+        import torch
+
+        from recognizer.models.architectures import build_module
+
+        path = scratch / f"{name}-random.pth"
+        torch.save(build_module(spec).state_dict(), path)
+        return resolve_weights(spec, hub, explicit=path)
+
+
+def bench_engines(models: list[str], repeats: int, cache: Path, scratch: Path) -> list[dict]:
+    rows = []
+    for name in models:
+        spec, weights = get_model_spec(name), weights_for(name, scratch)
+        for engine_name in ENGINES:
+            engine = load_engine(engine_name, spec, weights, cache, threads=os.cpu_count() or 1)
+            for batch in (1, 8, 32):
+                data = np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32)
+                ms = timed(lambda data=data, engine=engine: engine.infer(data), max(repeats // batch, 3))
+                median = statistics.median(ms)
+                rows.append(
+                    {
+                        "model": name,
+                        "engine": engine_name,
+                        "batch": batch,
+                        "ms_per_batch": round(median, 2),
+                        "ms_per_image": round(median / batch, 2),
+                        "images_per_s": round(batch * 1e3 / median, 1),
+                    }
+                )
+            engine.close()
+    for row in rows:
+        base = next(
+            r
+            for r in rows
+            if r["model"] == row["model"] and r["batch"] == row["batch"] and r["engine"] == "torch"
+        )
+        row["speedup_vs_torch"] = round(base["ms_per_batch"] / row["ms_per_batch"], 2)
+    return rows
+
+
+def bench_decode(repeats: int) -> list[dict]:
+    from skimage import data
+
+    cat = Image.fromarray(np.asarray(data.chelsea()))
+    spec = get_model_spec("resnet18").preprocessing
+    rows = []
+    for label, size in (("640px", (640, 427)), ("12MP", (4032, 3024))):
+        buffer = io.BytesIO()
+        cat.resize(size).save(buffer, format="JPEG", quality=90)
+        blob = buffer.getvalue()
+        full = statistics.median(timed(lambda blob=blob: preprocess(decode_image(blob), spec), repeats))
+        draft = statistics.median(
+            timed(
+                lambda blob=blob: preprocess(decode_image(blob, draft_short_side=spec.resize), spec), repeats
+            )
+        )
+        rows.append(
+            {
+                "jpeg": label,
+                "full_decode_ms": round(full, 2),
+                "draft_decode_ms": round(draft, 2),
+                "speedup": round(full / draft, 2),
+            }
+        )
+    return rows
+
+
+def markdown(engines: list[dict], decode: list[dict]) -> str:
+    lines = ["| model | engine | batch | ms/image | images/s | vs torch |", "|---|---|---:|---:|---:|---:|"]
+    lines += [
+        f"| {r['model']} | {r['engine']} | {r['batch']} | {r['ms_per_image']} | {r['images_per_s']} | "
+        f"{r['speedup_vs_torch']}x |"
+        for r in engines
+    ]
+    lines += [
+        "",
+        "| JPEG | decode+preprocess full (ms) | with draft (ms) | speed-up |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['jpeg']} | {r['full_decode_ms']} | {r['draft_decode_ms']} | {r['speedup']}x |" for r in decode
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument("--models", default="resnet18,efficientnet_lite0")
+    args = parser.parse_args()
+    repeats = 8 if args.quick else 40
+    with tempfile.TemporaryDirectory() as scratch:
+        engines = bench_engines(args.models.split(","), repeats, Path(scratch) / "cache", Path(scratch))
+    decode = bench_decode(repeats)
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+        },
+        "engines": engines,
+        "decode": decode,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
+    table = markdown(engines, decode)
+    (RESULTS / "latest.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

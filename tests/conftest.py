@@ -1,0 +1,96 @@
+"""Shared fixtures: isolated caches, real photos, and a fixed-seed random ResNet-18 weights file."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recognizer.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("RECOGNIZER_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+SAMPLES_DIR = SHARED_DATA / "imagenet-samples"
+
+
+@dataclass(frozen=True)
+class LabeledPhoto:
+    path: Path
+    wnid: str
+    index: int
+
+
+def _read_labels() -> list[LabeledPhoto]:
+    with (SAMPLES_DIR / "LABELS.csv").open(newline="") as handle:
+        return [
+            LabeledPhoto(SAMPLES_DIR / row["file"], row["wnid"], int(row["class_index"]))
+            for row in csv.DictReader(handle)
+        ]
+
+
+@pytest.fixture(scope="session")
+def labeled_photos() -> list[LabeledPhoto]:
+    if not (SAMPLES_DIR / "LABELS.csv").is_file():
+        pytest.skip(f"shared photos not found at {SAMPLES_DIR} (set RECOGNIZER_SHARED_DATA)")
+    return _read_labels()
+
+
+@pytest.fixture(scope="session")
+def class_index_json() -> Path:
+    path = SHARED_DATA / "imagenet_class_index.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (set RECOGNIZER_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def artifact_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One export cache per test session, so each ONNX file is exported once."""
+    return tmp_path_factory.mktemp("recognizer-cache")
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty torch hub cache, so no test sees weights a developer downloaded."""
+    home = tmp_path / "torch-home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def settings(torch_home: Path, artifact_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("RECOGNIZER_CACHE_DIR", str(artifact_cache))
+    for name in ("MODEL", "WEIGHTS", "ENGINE", "WEIGHTS_SHA256"):
+        monkeypatch.delenv(f"RECOGNIZER_{name}", raising=False)
+    return Settings(threads=2)
+
+
+@pytest.fixture(scope="session")
+def resnet18_random_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fixed-seed, randomly initialised ResNet-18 state dict: right shapes, no real knowledge."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    network = torchvision.models.resnet18(weights=None)
+    with torch.no_grad():  # non-trivial BN statistics so every layer matters in parity checks
+        for module in network.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    path = tmp_path_factory.mktemp("weights") / "resnet18-random-seed0.pth"
+    torch.save(network.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cat_photo() -> Image.Image:
+    """scikit-image's 'chelsea': a real photo of a tabby cat (451x300)."""
+    from skimage import data
+
+    return Image.fromarray(np.asarray(data.chelsea()))

@@ -1,0 +1,121 @@
+"""The `recognizer` command as a user runs it: real bundled model, real photos, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from recognizer.cli import main
+from tests.helpers import jpeg_bytes
+
+CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat"}
+
+
+@pytest.fixture
+def runner(settings):  # `settings` isolates TORCH_HOME and the artifact cache
+    return CliRunner()
+
+
+@pytest.fixture
+def photos(tmp_path, cat_photo):
+    cat = tmp_path / "cat.jpg"
+    cat.write_bytes(jpeg_bytes(cat_photo))
+    fake = tmp_path / "report.jpg"
+    fake.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    return cat, fake
+
+
+def test_predict_prints_a_table_naming_model_and_engine(runner, photos):
+    result = runner.invoke(main, ["predict", str(photos[0]), "--top-k", "3"])
+    assert result.exit_code == 0, result.output
+    assert "model efficientnet_lite0 · engine onnxruntime" in result.stdout
+    assert any(label in result.stdout.split("cat.jpg", 1)[1].splitlines()[1] for label in CAT_LABELS)
+    assert "resnet18 weights not found" in result.stderr
+
+
+def test_predict_json_has_the_documented_shape(runner, photos):
+    result = runner.invoke(main, ["predict", str(photos[0]), "--json", "-k", "2", "--engine", "torch"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["model"] == "efficientnet_lite0" and body["engine"] == "torch"
+    assert body["file"].endswith("cat.jpg") and len(body["predictions"]) == 2
+    assert set(body["predictions"][0]) == {"index", "wnid", "label", "score"}
+    assert body["predictions"][0]["label"] in CAT_LABELS
+
+
+def test_a_bad_file_is_one_line_on_stderr_and_the_rest_still_run(runner, photos):
+    cat, fake = photos
+    result = runner.invoke(main, ["predict", str(fake), str(cat), "/no/such.jpg", "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["file"].endswith("cat.jpg")
+    errors = [line for line in result.stderr.splitlines() if "note:" not in line]
+    assert len(errors) == 2 and "Traceback" not in result.stderr
+    assert "report.jpg: the data is not an image" in errors[1] or "report.jpg" in errors[0]
+
+
+def test_a_folder_is_expanded_to_its_images(runner, photos, tmp_path):
+    result = runner.invoke(main, ["predict", str(tmp_path), "--json"])
+    assert result.exit_code == 1  # report.jpg is a PDF
+    assert len(result.stdout.splitlines()) == 1
+
+
+def test_resnet18_with_any_state_dict_of_the_right_shape(runner, photos, resnet18_random_weights):
+    args = ["predict", str(photos[0]), "--model", "resnet18", "--weights", str(resnet18_random_weights)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "model resnet18" in result.stdout and "custom weights resnet18-random-seed0.pth" in result.stdout
+
+
+def test_weights_of_the_wrong_architecture_are_refused_clearly(runner, photos, resnet18_random_weights):
+    args = [
+        "predict",
+        str(photos[0]),
+        "--model",
+        "mobilenet_v3_small",
+        "--weights",
+        str(resnet18_random_weights),
+    ]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2
+    assert "does not fit mobilenet_v3_small" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_model_and_bad_option_values_exit_2(runner, photos):
+    assert "unknown model 'vgg'" in runner.invoke(main, ["predict", str(photos[0]), "-m", "vgg"]).stderr
+    result = runner.invoke(main, ["predict", str(photos[0]), "--top-k", "0"])
+    assert result.exit_code == 2 and "top_k" in result.stderr
+
+
+def test_models_lists_offline_availability(runner):
+    rows = json.loads(runner.invoke(main, ["models", "--json"]).stdout)
+    offline = {row["name"]: row["available_offline"] for row in rows}
+    assert offline == {
+        "resnet18": False,
+        "resnet50": False,
+        "mobilenet_v3_large": False,
+        "mobilenet_v3_small": False,
+        "efficientnet_lite0": True,
+    }
+
+
+def test_weights_import_refuses_the_wrong_file_and_path_finds_bundled(runner, tmp_path):
+    wrong = tmp_path / "resnet18.pth"
+    wrong.write_bytes(b"not resnet18")
+    result = runner.invoke(main, ["weights", "import", "resnet18", str(wrong)])
+    assert result.exit_code == 2 and "SHA-256" in result.stderr
+    assert runner.invoke(main, ["weights", "path", "efficientnet_lite0"]).stdout.strip().endswith(".pth")
+
+
+def test_installed_console_script_runs_offline(settings, photos):
+    """The README quick start: the `recognizer` executable on a real photo."""
+    script = os.path.join(os.path.dirname(sys.executable), "recognizer")
+    done = subprocess.run(
+        [script, "predict", str(photos[0]), "-k", "1", "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["predictions"][0]["label"] in CAT_LABELS
