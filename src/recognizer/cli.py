@@ -7,6 +7,7 @@ configuration, model or weights (one line on stderr saying what to do).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,44 @@ def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
     finally:
         predictor.close()
     sys.exit(1 if failures else 0)
+
+
+@main.command()
+@click.option("--host", help="Listen address (default 127.0.0.1; 0.0.0.0 to serve the network).")
+@click.option("--port", type=int, help="Port (default 8000).")
+@click.option("--workers", type=int, help="Server processes (default 1); cores are split between them.")
+@click.option("--model", "-m", help="Default model (default resnet18 if available, else efficientnet_lite0).")
+@click.option("--weights", type=click.Path(path_type=Path), help="Weights file for the default model.")
+@click.option("--engine", "-e", help="auto, torch or onnxruntime.")
+@click.option("--threads", type=int, help="Intra-op threads per worker (default: cores / workers).")
+@click.option("--max-batch", type=int, help="Largest micro-batch (default 16).")
+@click.option("--max-wait-ms", type=float, help="Longest wait for a micro-batch to fill (default 5).")
+def serve(**flags: Any) -> None:
+    """Run the web page and HTTP API (http://127.0.0.1:8000 by default)."""
+    import uvicorn
+
+    settings = make_settings(**flags)
+    click.echo(
+        f"recognizer: serving on http://{settings.host}:{settings.port} ({settings.workers} worker(s))",
+        err=True,
+    )
+    if settings.workers == 1:
+        from recognizer.api import create_app
+
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        return
+    # Worker processes rebuild Settings from the environment, so pass the flags on through it.
+    for key, value in flags.items():
+        if value is not None:
+            os.environ[f"RECOGNIZER_{key.upper()}"] = str(value)
+    uvicorn.run(
+        "recognizer.api.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level="info",
+    )
 
 
 @main.command("models")

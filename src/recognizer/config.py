@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(50_000_000, ge=1)
     allow_download: bool = Field(True, description="Download missing weights of an explicitly named model.")
+    host: str = Field("127.0.0.1", description="Address `recognizer serve` listens on.")
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="Server processes; threads are split between them.")
+    max_batch: int = Field(16, ge=1, le=256, description="Largest micro-batch the server forms.")
+    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long a lone request waits for company.")
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="ONNX and other artifacts.")
     torch_home: Path = Field(default_factory=_default_torch_home, description="Torch hub cache root.")
 
@@ -61,4 +66,5 @@ class Settings(BaseSettings):
 
     @property
     def effective_threads(self) -> int:
-        return self.threads or os.cpu_count() or 1
+        """Intra-op threads per engine: given, or the cores split between workers (never oversubscribed)."""
+        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)

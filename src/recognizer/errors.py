@@ -11,6 +11,9 @@ sees on the command line and in HTTP problem responses::
     │   ├── WeightsIntegrityError   hash mismatch, truncated file, wrong shapes
     │   └── EngineError             an engine failed to load or run
     │       └── EngineUnavailableError  optional backend not installed
+    ├── NotReadyError               the service is still loading or warming up
+    ├── RequestError                a request parameter or body the API cannot use
+    │   └── UnsupportedMediaError   a body that is not an image content type
     └── ImageError                  the caller's input, never the server's fault
         ├── EmptyImageError
         ├── NotAnImageError         not a format we decode (PDF renamed .jpg, text)
@@ -56,6 +59,18 @@ class EngineError(ModelError):
 
 class EngineUnavailableError(EngineError):
     code = "engine_unavailable"
+
+
+class NotReadyError(RecognizerError):
+    code = "not_ready"
+
+
+class RequestError(RecognizerError):
+    code = "bad_request"
+
+
+class UnsupportedMediaError(RequestError):
+    code = "unsupported_media_type"
 
 
 class ImageError(RecognizerError):

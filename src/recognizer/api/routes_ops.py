@@ -1,0 +1,54 @@
+"""Health, readiness, metrics, and the original Flask demo's ``/predict``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from recognizer.api.schemas import CompatPrediction
+from recognizer.api.uploads import read_uploads
+from recognizer.errors import NotReadyError
+from recognizer.inference.service import RecognitionService
+
+router = APIRouter()
+
+
+def service_of(request: Request) -> RecognitionService:
+    return request.app.state.service
+
+
+@router.get("/healthz", tags=["ops"])
+async def healthz() -> dict[str, str]:
+    """The process is alive and serving HTTP (says nothing about models)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["ops"])
+async def readyz(request: Request) -> dict[str, object]:
+    """The default model is loaded and warmed up: send traffic."""
+    service = service_of(request)
+    if not service.ready:
+        failure = service.startup_error
+        raise NotReadyError(
+            f"default model failed to load: {failure}" if failure else "default model is loading"
+        )
+    loaded = service.models[service.default_model]
+    return {"status": "ready", "model": service.default_model, "engine": loaded.predictor.engine.name}
+
+
+@router.get("/metrics", tags=["ops"])
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; ``recognizer_mean_batch_size`` shows micro-batching at work."""
+    return Response(service_of(request).metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.post("/predict", response_model=list[CompatPrediction], tags=["compat"])
+async def predict_compat(
+    request: Request, top_k: Annotated[int, Query(ge=1, le=1000)] = 5
+) -> list[CompatPrediction]:
+    """Drop-in for the original Flask demo: multipart ``file`` -> ``[{label, probability}]``."""
+    service = service_of(request)
+    [(name, data)] = await read_uploads(request, service.settings.max_image_bytes)
+    result = await service.classify(data, None, top_k, source=name)
+    return [CompatPrediction(label=p.label, probability=p.score) for p in result.predictions]
