@@ -2,13 +2,17 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test test-fast lint fmt
+.PHONY: setup browser test test-fast fmt
 
 ## Create .venv and install recognizer with its dev tools (works offline but for the package registries).
 setup:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+
+## Debian's Chromium for the browser tests (needs root; skipped when already installed).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 ## Everything CI runs: lint, then all tests (slow ones included).
 test:

@@ -82,7 +82,7 @@ def error_problem(exc: errors.RecognizerError, instance: str = "") -> JSONRespon
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.RecognizerError)
     async def _recognizer_error(request: Request, exc: errors.RecognizerError) -> JSONResponse:
-        if status_for(exc) >= 500:
+        if status_for(exc) == 500:
             log.error("request %s failed: %s", request.url.path, exc)
         return error_problem(exc, request.url.path)
 

@@ -89,7 +89,10 @@ def _batch_item(name: str, outcome: object) -> BatchItem:
         return BatchItem(file=name, error=problem_body(status_for(outcome), outcome.code, str(outcome)))
     if isinstance(outcome, BaseException):
         raise outcome
-    return BatchItem(file=name, predictions=outcome.predictions, timing_ms=outcome.timing_ms)  # type: ignore[attr-defined]
+    predictions = [p.as_dict() for p in outcome.predictions]  # type: ignore[attr-defined]
+    return BatchItem.model_validate(
+        {"file": name, "predictions": predictions, "timing_ms": outcome.timing_ms}
+    )  # type: ignore[attr-defined]
 
 
 @router.get("/models", response_model=list[ModelInfo])

@@ -28,15 +28,14 @@ async def read_uploads(request: Request, max_bytes: int, max_files: int = 1) -> 
 
 
 async def _multipart(request: Request, max_bytes: int, max_files: int) -> list[tuple[str, bytes]]:
-    form = await request.form(max_files=max_files, max_fields=16)
-    uploads = [item for key in ("file", "files") for item in form.getlist(key)]
-    if not uploads:
-        raise RequestError("no image: send it in a multipart field named 'file'")
-    if len(uploads) > max_files:
-        raise RequestError(f"{len(uploads)} files sent; at most {max_files} per request")
-    if not all(isinstance(item, UploadFile) for item in uploads):
-        raise RequestError("the 'file' field must be a file upload, not text")
-    return [(item.filename or "upload", await item.read(max_bytes + 1)) for item in uploads]  # type: ignore[union-attr]
+    # The context manager closes the spooled temporary files the parser created.
+    async with request.form(max_files=max_files, max_fields=16) as form:
+        uploads = [item for key in ("file", "files") for item in form.getlist(key)]
+        if not uploads:
+            raise RequestError("no image: send it in a multipart field named 'file'")
+        if not all(isinstance(item, UploadFile) for item in uploads):
+            raise RequestError("the 'file' field must be a file upload, not text")
+        return [(item.filename or "upload", await item.read(max_bytes + 1)) for item in uploads]  # type: ignore[union-attr]
 
 
 async def _raw_body(request: Request, max_bytes: int) -> bytes:

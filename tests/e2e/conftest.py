@@ -1,0 +1,78 @@
+"""A real `recognizer serve` process on a free loopback port, and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = os.environ.get("RECOGNIZER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        message = f"Chromium not found at {CHROMIUM}: `apt-get install chromium` (CI installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, artifact_cache) -> Iterator[str]:
+    port = _free_port()
+    env = os.environ | {
+        "TORCH_HOME": str(tmp_path_factory.mktemp("torch-home")),
+        "RECOGNIZER_CACHE_DIR": str(artifact_cache),
+        "RECOGNIZER_THREADS": "2",
+    }
+    script = Path(sys.executable).with_name("recognizer")
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen([script, "serve", "--port", str(port)], env=env, stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"server not ready in {timeout}s:\n{log.read_text()}")

@@ -1,0 +1,216 @@
+"""The HTTP API through the ASGI app, with the real bundled model and real photos."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from recognizer.api import create_app
+from recognizer.engines.base import EngineInfo
+from recognizer.engines.fake import FakeEngine
+from recognizer.imaging import load_input
+from recognizer.inference import Predictor
+from recognizer.inference.service import RecognitionService
+from recognizer.models import get_model_spec
+from tests.helpers import jpeg_bytes, png_bytes
+from tests.integration.conftest import wait_ready
+from tests.unit.test_imaging import _bomb_png
+
+CATS = {"tabby", "tiger cat", "Egyptian cat"}
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def cat_jpeg(cat_photo) -> bytes:
+    return jpeg_bytes(cat_photo, quality=92)
+
+
+def upload(data: bytes, name: str = "photo.jpg", kind: str = "image/jpeg") -> dict:
+    return {"file": (name, data, kind)}
+
+
+def test_classify_a_cat(client, cat_jpeg):
+    response = client.post("/v1/classify", files=upload(cat_jpeg), params={"top_k": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "efficientnet_lite0" and body["engine"] == "onnxruntime"
+    assert len(body["predictions"]) == 3 and body["predictions"][0]["label"] in CATS
+    assert set(body["predictions"][0]) == {"index", "wnid", "label", "score"}
+    assert set(body["timing_ms"]) == {"decode", "infer", "total"}
+
+
+def test_raw_image_body_is_accepted(client, cat_jpeg):
+    response = client.post("/v1/classify", content=cat_jpeg, headers={"content-type": "image/jpeg"})
+    assert response.status_code == 200 and response.json()["predictions"][0]["label"] in CATS
+
+
+def test_real_imagenet_photos_get_their_labels(client, labeled_photos):
+    photos = labeled_photos[::23][:30]
+    hits = 0
+    for photo in photos:
+        response = client.post("/v1/classify", files=upload(photo.path.read_bytes(), photo.path.name))
+        hits += response.json()["predictions"][0]["index"] == photo.index
+    assert hits / len(photos) >= 0.6  # measured 20/30 on this subset (79.4 % over all 689 photos)
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "status", "code"),
+    [
+        (b"", "image/jpeg", 400, "empty_image"),
+        (b"%PDF-1.7\n%%EOF\n", "image/jpeg", 415, "not_an_image"),
+        (_bomb_png(20000), "image/png", 413, "image_too_large"),
+    ],
+    ids=["empty", "pdf-renamed-jpg", "decompression-bomb"],
+)
+def test_bad_uploads_get_problem_responses(client, data, kind, status, code):
+    response = client.post("/v1/classify", files=upload(data, kind=kind))
+    assert response.status_code == status
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status and body["code"] == code and body["detail"]
+
+
+def test_truncated_jpeg_is_400(client, cat_jpeg):
+    response = client.post("/v1/classify", files=upload(cat_jpeg[: len(cat_jpeg) // 3]))
+    assert response.status_code == 400 and response.json()["code"] == "corrupt_image"
+
+
+def test_non_image_content_type_is_415(client):
+    response = client.post("/v1/classify", content=b"hello", headers={"content-type": "text/plain"})
+    assert response.status_code == 415 and response.headers["content-type"] == PROBLEM
+
+
+def test_unknown_model_is_404_and_bad_parameters_422(client, cat_jpeg):
+    assert client.post("/v1/classify", files=upload(cat_jpeg), params={"model": "vgg16"}).status_code == 404
+    bad = client.post("/v1/classify", files=upload(cat_jpeg), params={"top_k": 0})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["location"] == "query.top_k"
+    missing = client.post("/v1/classify", files={"other": ("x.jpg", cat_jpeg, "image/jpeg")})
+    assert missing.status_code == 422 and "'file'" in missing.json()["detail"]
+
+
+def test_unknown_route_is_a_problem_too(client):
+    response = client.get("/v1/nothing-here")
+    assert response.status_code == 404 and response.headers["content-type"] == PROBLEM
+
+
+def test_byte_limit_is_413_before_decoding(api_settings, cat_jpeg):
+    small = api_settings.model_copy(update={"max_image_bytes": 1000})
+    with TestClient(create_app(small)) as client:
+        wait_ready(client)
+        response = client.post("/v1/classify", files=upload(cat_jpeg))
+    assert response.status_code == 413 and response.json()["code"] == "image_too_large"
+
+
+def test_batch_endpoint_classifies_each_file_and_isolates_failures(client, cat_jpeg, cat_photo):
+    files = [
+        ("file", ("cat.jpg", cat_jpeg, "image/jpeg")),
+        ("file", ("broken.jpg", b"not an image", "image/jpeg")),
+        ("file", ("cat.png", png_bytes(cat_photo), "image/png")),
+    ]
+    response = client.post("/v1/classify/batch", files=files, params={"top_k": 2})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["file"] for r in results] == ["cat.jpg", "broken.jpg", "cat.png"]
+    assert results[0]["predictions"][0]["label"] in CATS and results[2]["predictions"][0]["label"] in CATS
+    assert results[1]["error"]["status"] == 415 and results[1]["predictions"] is None
+
+
+def test_models_lists_the_registry_with_state(client):
+    models = {m["name"]: m for m in client.get("/v1/models").json()}
+    assert set(models) == {
+        "resnet18",
+        "resnet50",
+        "mobilenet_v3_large",
+        "mobilenet_v3_small",
+        "efficientnet_lite0",
+    }
+    lite = models["efficientnet_lite0"]
+    assert (
+        lite["loaded"]
+        and lite["default"]
+        and lite["engine"] == "onnxruntime"
+        and lite["accuracy"]["acc@1"] == 75.1
+    )
+    assert not models["resnet18"]["available_offline"] and not models["resnet18"]["loaded"]
+
+
+def test_compat_predict_keeps_the_flask_demo_shape(client, cat_jpeg):
+    body = client.post("/predict", files=upload(cat_jpeg)).json()
+    assert isinstance(body, list) and len(body) == 5
+    assert set(body[0]) == {"label", "probability"} and body[0]["label"] in CATS
+
+
+def test_open_inference_protocol_round_trip(client, cat_jpeg):
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    meta = client.get("/v2/models/efficientnet_lite0").json()
+    assert meta["inputs"][0]["shape"] == [-1, 3, 224, 224] and meta["parameters"]["mean"] == [0.5, 0.5, 0.5]
+    assert client.get("/v2/models/efficientnet_lite0/ready").status_code == 200
+    tensor = load_input(cat_jpeg, get_model_spec("efficientnet_lite0").preprocessing)[None]
+    request = {
+        "id": "42",
+        "inputs": [
+            {
+                "name": "input",
+                "shape": list(tensor.shape),
+                "datatype": "FP32",
+                "data": tensor.ravel().tolist(),
+            }
+        ],
+    }
+    response = client.post("/v2/models/efficientnet_lite0/infer", json=request)
+    assert response.status_code == 200
+    output = response.json()["outputs"][0]
+    assert response.json()["id"] == "42" and output["shape"] == [1, 1000]
+    assert int(np.argmax(output["data"])) in {281, 282, 285}
+
+
+def test_open_inference_protocol_rejects_bad_tensors(client):
+    bad = {"inputs": [{"name": "input", "shape": [1, 3, 10, 10], "datatype": "FP32", "data": [0.0] * 300}]}
+    response = client.post("/v2/models/efficientnet_lite0/infer", json=bad)
+    assert response.status_code == 422 and "shape" in response.json()["error"]
+    assert client.get("/v2/models/nope").status_code == 404
+
+
+def test_health_readiness_metrics_and_docs(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["model"] == "efficientnet_lite0"
+    metrics = client.get("/metrics").text
+    assert "recognizer_mean_batch_size" in metrics and "recognizer_requests_total" in metrics
+    assert client.get("/docs").status_code == 200
+    assert "/v1/classify" in client.get("/openapi.json").json()["paths"]
+
+
+def _fake_predictor(gate: threading.Event | None = None):
+    spec = get_model_spec("efficientnet_lite0")
+
+    def factory(settings, choice):
+        if gate is not None:
+            gate.wait(30)
+        return Predictor(spec, FakeEngine(EngineInfo("fake", spec.name, "0" * 64, 1)))
+
+    return factory
+
+
+def test_not_ready_is_503_with_retry_after(api_settings, cat_jpeg):
+    gate = threading.Event()
+    service = RecognitionService(api_settings, factory=_fake_predictor(gate=gate))
+    with TestClient(create_app(api_settings, service)) as client:
+        response = client.post("/v1/classify", files=upload(cat_jpeg))
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert client.get("/readyz").status_code == 503 and client.get("/healthz").status_code == 200
+        gate.set()
+        wait_ready(client)
+        assert client.post("/v1/classify", files=upload(cat_jpeg)).status_code == 200
+
+
+def test_engine_failure_is_a_500_problem_not_a_crash(api_settings, cat_jpeg):
+    service = RecognitionService(api_settings, factory=_fake_predictor())
+    with TestClient(create_app(api_settings, service)) as client:
+        wait_ready(client)
+        service.models["efficientnet_lite0"].predictor.engine.fail = True  # breaks after a good warm-up
+        response = client.post("/v1/classify", files=upload(cat_jpeg))
+        assert response.status_code == 500 and response.headers["content-type"] == PROBLEM
+        assert client.get("/healthz").status_code == 200
