@@ -1,9 +1,10 @@
 """Dynamic micro-batching: gather concurrent single-item requests into one engine call.
 
-The first item of a batch waits at most ``max_wait_s`` for company; a batch never exceeds
-``max_batch``. Items that arrive while a batch is running queue up and form the next batch, so
-under load batches fill without any waiting at all. The engine runs on its own thread, so the
-event loop only ever awaits.
+The first item of a batch waits at most ``max_wait_s`` for company, and only while
+``expect_more()`` says more items are on their way (requests still decoding), so a lone request
+never pays the wait; a batch never exceeds ``max_batch``. Items that arrive while a batch is
+running queue up and form the next batch, so under load batches fill without any waiting at all.
+The engine runs on its own thread, so the event loop only ever awaits.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ class MicroBatcher:
         max_batch: int = 16,
         max_wait_s: float = 0.005,
         on_batch: Callable[[int, float], None] | None = None,
+        expect_more: Callable[[], bool] = lambda: True,
     ) -> None:
         if max_batch < 1 or not 0 <= max_wait_s <= 1:
             raise ConfigError(f"batching limits out of range: max_batch={max_batch}, max_wait_s={max_wait_s}")
         self.run_batch, self.max_batch, self.max_wait_s = run_batch, max_batch, max_wait_s
-        self.on_batch = on_batch
+        self.on_batch, self.expect_more = on_batch, expect_more
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
         self._task: asyncio.Task[None] | None = None
@@ -76,7 +78,7 @@ class MicroBatcher:
                 batch.append(self._queue.get_nowait())
                 continue
             remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
+            if remaining <= 0 or not self.expect_more():
                 break
             try:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))

@@ -31,6 +31,8 @@ PredictorFactory = Callable[[Settings, ModelChoice], Predictor]
 class LoadedModel:
     predictor: Predictor
     batcher: MicroBatcher
+    #: requests for this model still decoding: the batcher waits for them, and only for them
+    decoding: int = 0
 
     @property
     def spec(self) -> ModelSpec:
@@ -111,8 +113,10 @@ class RecognitionService:
             max_batch=self.settings.max_batch,
             max_wait_s=self.settings.max_wait_ms / 1000,
             on_batch=lambda size, seconds: self.metrics.observe_batch(spec.name, size, seconds),
+            expect_more=lambda: loaded.decoding > 0,
         )
-        return LoadedModel(predictor, batcher)
+        loaded = LoadedModel(predictor, batcher)
+        return loaded
 
     async def model(self, name: str | None) -> LoadedModel:
         """A loaded model; the default one must have finished its start-up, others load on demand."""
@@ -131,6 +135,7 @@ class RecognitionService:
         """Bytes -> Recognition; raises ImageError for bad input and ModelError for model problems."""
         start = time.perf_counter()
         loaded = await self.model(model)
+        loaded.decoding += 1  # only touched on the event loop thread
         try:
             tensor = await asyncio.get_running_loop().run_in_executor(
                 self._decode_pool, loaded.predictor.prepare, data
@@ -138,6 +143,8 @@ class RecognitionService:
         except RecognizerError as exc:
             self.metrics.image_errors.labels(exc.code).inc()
             raise
+        finally:
+            loaded.decoding -= 1
         decoded = time.perf_counter()
         logits = await loaded.batcher.submit(tensor)
         done = time.perf_counter()

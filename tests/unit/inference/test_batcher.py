@@ -45,6 +45,18 @@ def test_a_lone_request_waits_no_longer_than_max_wait():
     assert run(one()) < 0.5
 
 
+def test_nothing_expected_means_no_waiting_at_all():
+    batcher = MicroBatcher(lambda x: x, max_batch=8, max_wait_s=0.5, expect_more=lambda: False)
+
+    async def one() -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await _submit_all(batcher, 1)
+        return loop.time() - start
+
+    assert run(one()) < 0.25  # far below max_wait
+
+
 def test_a_failed_batch_fails_every_request_in_it_with_the_same_error():
     def broken(batch):
         raise EngineError("engine crashed")

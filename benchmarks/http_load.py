@@ -1,0 +1,200 @@
+"""End-to-end HTTP benchmark: ``.venv/bin/python benchmarks/http_load.py [--seconds 10]``.
+
+Starts `recognizer serve` and the minimal Flask + torchvision eager baseline on loopback, both
+with ResNet-18 (the same fixed-seed random weights: speed does not depend on their values),
+drives each with wrk (Debian package `wrk`) at 1 and 8 connections with a 640-px and a 12-MP
+JPEG, and prints req/s, p50, p99 and the ratio to Flask measured in the same run. Results go to
+``benchmarks/results/http.json`` and ``http.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:  # /readyz is 503 until the model is warm
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+def photos(scratch: Path) -> dict[str, Path]:
+    from skimage import data
+
+    cat = Image.fromarray(np.asarray(data.chelsea()))
+    out = {}
+    for name, size in (("640px", (640, 427)), ("12MP", (4032, 3024))):
+        buffer = io.BytesIO()
+        cat.resize(size).save(buffer, format="JPEG", quality=90)
+        out[name] = scratch / f"{name}.jpg"
+        out[name].write_bytes(buffer.getvalue())
+    return out
+
+
+def random_resnet18(scratch: Path) -> Path:
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    path = scratch / "resnet18-random.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    return path
+
+
+def wrk(url: str, photo: Path, path: str, connections: int, seconds: int) -> dict:
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "30s",
+        "--latency",
+        "-s",
+        str(HERE / "multipart.lua"),
+        url,
+        "--",
+        str(photo),
+        path,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "rps": rps,
+        "p50_ms": _latency(output, "50"),
+        "p99_ms": _latency(output, "99"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
+def _latency(output: str, percentile: str) -> float:
+    value, unit = re.search(rf"\s{percentile}%\s+([\d.]+)(us|ms|s)", output).groups()
+    return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 1)
+
+
+def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--clients", default="1,8")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+    scratch = Path(tempfile.mkdtemp())
+    images, weights = photos(scratch), random_resnet18(scratch)
+    env = os.environ | {"RECOGNIZER_CACHE_DIR": str(scratch / "cache")}
+    ours_port, flask_port = free_port(), free_port()
+    servers = {
+        "recognizer": (
+            start(
+                [
+                    str(BIN / "recognizer"),
+                    "serve",
+                    "--port",
+                    str(ours_port),
+                    "--model",
+                    "resnet18",
+                    "--weights",
+                    str(weights),
+                ],
+                env,
+            ),
+            f"http://127.0.0.1:{ours_port}",
+            "/v1/classify",
+        ),
+        "flask": (
+            start(
+                [
+                    sys.executable,
+                    str(HERE / "flask_baseline.py"),
+                    "--weights",
+                    str(weights),
+                    "--port",
+                    str(flask_port),
+                ],
+                env,
+            ),
+            f"http://127.0.0.1:{flask_port}",
+            "/predict",
+        ),
+    }
+    rows = []
+    try:
+        for name, (process, url, _) in servers.items():
+            wait_until_up(url + ("/readyz" if name == "recognizer" else "/"), process)
+        for image, photo in images.items():
+            for clients in map(int, args.clients.split(",")):
+                for name, (_, url, path) in servers.items():
+                    rows.append(
+                        {
+                            "server": name,
+                            "image": image,
+                            "clients": clients,
+                            **wrk(url, photo, path, clients, args.seconds),
+                        }
+                    )
+    finally:
+        for process, _, _ in servers.values():
+            process.terminate()
+    for row in rows:
+        base = next(
+            r
+            for r in rows
+            if r["server"] == "flask" and r["image"] == row["image"] and r["clients"] == row["clients"]
+        )
+        row["rps_vs_flask"] = round(row["rps"] / base["rps"], 2)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "http.json").write_text(json.dumps(rows, indent=2))
+    table = [
+        "| server | image | clients | req/s | p50 ms | p99 ms | errors | req/s vs Flask |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    table += [
+        f"| {r['server']} | {r['image']} | {r['clients']} | {r['rps']} | {r['p50_ms']} | {r['p99_ms']} | "
+        f"{r['errors']} | {r['rps_vs_flask']}x |"
+        for r in rows
+    ]
+    (RESULTS / "http.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
