@@ -114,6 +114,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", default="1,8")
+    parser.add_argument("--images", default="640px,12MP")
+    parser.add_argument("--serve-args", default="", help="extra `recognizer serve` flags, e.g. '--workers 2'")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
@@ -159,7 +161,8 @@ def main() -> int:
     try:
         for name, (process, url, _) in servers.items():
             wait_until_up(url + ("/readyz" if name == "recognizer" else "/"), process)
-        for image, photo in images.items():
+        for image in args.images.split(","):
+            photo = images[image]
             for clients in map(int, args.clients.split(",")):
                 for name, (_, url, path) in servers.items():
                     rows.append(
