@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,6 +29,15 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".ti
 def _fail(message: str) -> NoReturn:
     click.echo(f"recognizer: error: {message}", err=True)
     sys.exit(2)
+
+
+@contextmanager
+def exit_on_error() -> Iterator[None]:
+    """Turn a RecognizerError into one line on stderr and exit code 2 (no traceback)."""
+    try:
+        yield
+    except RecognizerError as exc:
+        _fail(str(exc))
 
 
 def make_settings(**flags: Any) -> Settings:
@@ -82,11 +92,9 @@ def _print_table(result: Recognition) -> None:
 def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
     """Classify PHOTOS (files or folders) and print the Top-K ImageNet labels."""
     settings = make_settings(**flags)
-    try:
+    with exit_on_error():
         choice = choose_model(settings)
         predictor = build_predictor(settings, choice)
-    except RecognizerError as exc:
-        _fail(str(exc))
     if choice.reason and settings.model is None and choice.spec.name != "resnet18":
         click.echo(f"recognizer: note: {choice.reason}", err=True)
     if not as_json:
@@ -183,10 +191,8 @@ def weights_group() -> None:
 def weights_fetch(name: str) -> None:
     """Download NAME's published weights (needs internet) and verify their hash."""
     settings = make_settings()
-    try:
+    with exit_on_error():
         resolved = weights_store.fetch_weights(get_model_spec(name), settings.hub_checkpoints)
-    except RecognizerError as exc:
-        _fail(str(exc))
     click.echo(f"{name}: {resolved.path} (sha256 {resolved.sha256[:16]}…)")
 
 
@@ -196,10 +202,8 @@ def weights_fetch(name: str) -> None:
 def weights_import(name: str, file: Path) -> None:
     """Verify FILE against NAME's published hash and copy it into the cache."""
     settings = make_settings()
-    try:
+    with exit_on_error():
         resolved = weights_store.import_weights(get_model_spec(name), file, settings.hub_checkpoints)
-    except RecognizerError as exc:
-        _fail(str(exc))
     click.echo(f"{name}: imported to {resolved.path}")
 
 
@@ -208,8 +212,6 @@ def weights_import(name: str, file: Path) -> None:
 def weights_path(name: str) -> None:
     """Print the verified weights file NAME would use, or fail saying how to get one."""
     settings = make_settings()
-    try:
+    with exit_on_error():
         resolved = weights_store.resolve_weights(get_model_spec(name), settings.hub_checkpoints)
-    except RecognizerError as exc:
-        _fail(str(exc))
     click.echo(str(resolved.path))

@@ -6,16 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from recognizer.api.deps import service_of
 from recognizer.api.schemas import CompatPrediction
 from recognizer.api.uploads import read_uploads
 from recognizer.errors import NotReadyError
-from recognizer.inference.service import RecognitionService
 
 router = APIRouter()
-
-
-def service_of(request: Request) -> RecognitionService:
-    return request.app.state.service
 
 
 @router.get("/healthz", tags=["ops"])

@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from recognizer.api.deps import service_of
 from recognizer.api.problems import problem_body, status_for
 from recognizer.api.schemas import BatchItem, BatchResponse, ClassifyResponse, ModelInfo
 from recognizer.api.uploads import read_uploads
 from recognizer.engines import available_engines
 from recognizer.errors import RecognizerError
-from recognizer.inference.service import RecognitionService
 from recognizer.models import list_model_specs
 from recognizer.models.weights import available_offline
 
@@ -48,10 +48,6 @@ BATCH_BODY = {
         },
     }
 }
-
-
-def service_of(request: Request) -> RecognitionService:
-    return request.app.state.service
 
 
 @router.post("/classify", response_model=ClassifyResponse, openapi_extra=IMAGE_BODY)

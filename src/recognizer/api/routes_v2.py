@@ -12,17 +12,13 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from recognizer import __version__
+from recognizer.api.deps import service_of
 from recognizer.api.schemas import InferRequest, InferResponse, TensorIO
 from recognizer.errors import NotReadyError, RequestError
-from recognizer.inference.service import RecognitionService
 from recognizer.models import get_model_spec
 
 router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
 MAX_TENSOR_BATCH = 64
-
-
-def service_of(request: Request) -> RecognitionService:
-    return request.app.state.service
 
 
 @router.get("")

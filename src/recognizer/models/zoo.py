@@ -10,19 +10,24 @@ from __future__ import annotations
 from recognizer.models.spec import ModelSpec, Preprocessing, WeightsSpec
 
 _TV = "https://download.pytorch.org/models/"
-_BSD = "BSD-3-Clause (torchvision weights)"
+
+
+def _torchvision_weights(file_name: str, enum: str) -> WeightsSpec:
+    """torchvision's convention: the file lives under _TV and its name ends in its SHA-256 prefix."""
+    return WeightsSpec(
+        file_name=file_name,
+        sha256=file_name.rsplit("-", 1)[1].removesuffix(".pth"),
+        url=_TV + file_name,
+        torchvision_enum=enum,
+        license="BSD-3-Clause (torchvision weights)",
+    )
+
 
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="resnet18",
         architecture="torchvision:resnet18",
-        weights=WeightsSpec(
-            file_name="resnet18-f37072fd.pth",
-            sha256="f37072fd",
-            url=_TV + "resnet18-f37072fd.pth",
-            torchvision_enum="ResNet18_Weights.IMAGENET1K_V1",
-            license=_BSD,
-        ),
+        weights=_torchvision_weights("resnet18-f37072fd.pth", "ResNet18_Weights.IMAGENET1K_V1"),
         preprocessing=Preprocessing(resize=256, crop=224),
         metrics={"acc@1": 69.758, "acc@5": 89.078},
         params=11_689_512,
@@ -32,13 +37,7 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="resnet50",
         architecture="torchvision:resnet50",
-        weights=WeightsSpec(
-            file_name="resnet50-11ad3fa6.pth",
-            sha256="11ad3fa6",
-            url=_TV + "resnet50-11ad3fa6.pth",
-            torchvision_enum="ResNet50_Weights.IMAGENET1K_V2",
-            license=_BSD,
-        ),
+        weights=_torchvision_weights("resnet50-11ad3fa6.pth", "ResNet50_Weights.IMAGENET1K_V2"),
         preprocessing=Preprocessing(resize=232, crop=224),
         metrics={"acc@1": 80.858, "acc@5": 95.434},
         params=25_557_032,
@@ -48,12 +47,8 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="mobilenet_v3_large",
         architecture="torchvision:mobilenet_v3_large",
-        weights=WeightsSpec(
-            file_name="mobilenet_v3_large-5c1a4163.pth",
-            sha256="5c1a4163",
-            url=_TV + "mobilenet_v3_large-5c1a4163.pth",
-            torchvision_enum="MobileNet_V3_Large_Weights.IMAGENET1K_V2",
-            license=_BSD,
+        weights=_torchvision_weights(
+            "mobilenet_v3_large-5c1a4163.pth", "MobileNet_V3_Large_Weights.IMAGENET1K_V2"
         ),
         preprocessing=Preprocessing(resize=232, crop=224),
         metrics={"acc@1": 75.274, "acc@5": 92.566},
@@ -64,12 +59,8 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="mobilenet_v3_small",
         architecture="torchvision:mobilenet_v3_small",
-        weights=WeightsSpec(
-            file_name="mobilenet_v3_small-047dcff4.pth",
-            sha256="047dcff4",
-            url=_TV + "mobilenet_v3_small-047dcff4.pth",
-            torchvision_enum="MobileNet_V3_Small_Weights.IMAGENET1K_V1",
-            license=_BSD,
+        weights=_torchvision_weights(
+            "mobilenet_v3_small-047dcff4.pth", "MobileNet_V3_Small_Weights.IMAGENET1K_V1"
         ),
         preprocessing=Preprocessing(resize=256, crop=224),
         metrics={"acc@1": 67.668, "acc@5": 87.402},
