@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     model: str | None = Field(None, description="Model name; None picks resnet18 if its weights are local.")
     weights: Path | None = Field(None, description="Explicit weights file for the chosen model.")
     weights_sha256: str | None = Field(None, description="Expected SHA-256 (or prefix) of --weights.")
-    engine: str = Field("auto", description="Inference engine: auto, torch, onnxruntime.")
+    engine: str = Field(
+        "auto", description="Inference engine: auto or one of recognizer.engines.ENGINE_NAMES."
+    )
     top_k: int = Field(5, ge=1, le=1000)
     threads: int = Field(0, ge=0, description="Intra-op threads per engine; 0 = all cores.")
     batch_size: int = Field(8, ge=1, le=256, description="Images per engine call in batch jobs.")

@@ -1,4 +1,7 @@
-"""ONNX Runtime engine (FP32). Imports no torch: the ONNX file is built beforehand by recognizer.export."""
+"""ONNX Runtime engine (FP32 or INT8 files). Imports no torch: files are built by recognizer.export.
+
+The CUDA provider is used first when the installed ONNX Runtime has it (``onnxruntime-gpu``).
+"""
 
 from __future__ import annotations
 
@@ -15,12 +18,15 @@ class OnnxRuntimeEngine(Engine):
 
     def __init__(self, model_path: Path, info: EngineInfo) -> None:
         super().__init__(info)
+        self.name = info.name  # "onnxruntime" or "onnxruntime-int8": same runtime, other file
         options = ort.SessionOptions()
         options.intra_op_num_threads = info.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # warnings about unused initializers are noise for users
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        preferred = ("CUDAExecutionProvider", "CPUExecutionProvider")
+        providers = [p for p in preferred if p in ort.get_available_providers()]
+        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         self._input = self.session.get_inputs()[0].name
 
     def _run(self, batch: np.ndarray) -> np.ndarray:

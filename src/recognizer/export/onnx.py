@@ -20,11 +20,13 @@ def onnx_artifact_dir(cache_dir: Path, spec: ModelSpec, weights: ResolvedWeights
 
 def ensure_onnx(cache_dir: Path, spec: ModelSpec, weights: ResolvedWeights) -> Path:
     """Path of the cached ONNX file for these exact weights, exporting it on first use (needs torch)."""
-    folder = build_once(onnx_artifact_dir(cache_dir, spec, weights), lambda tmp: _export(tmp, spec, weights))
+    folder = build_once(
+        onnx_artifact_dir(cache_dir, spec, weights), lambda tmp: export_into(tmp, spec, weights)
+    )
     return folder / MODEL_FILE
 
 
-def _export(folder: Path, spec: ModelSpec, weights: ResolvedWeights) -> dict[str, Any]:
+def export_into(folder: Path, spec: ModelSpec, weights: ResolvedWeights) -> dict[str, Any]:
     import torch
 
     from recognizer.models.architectures import load_network
@@ -46,6 +48,7 @@ def _export(folder: Path, spec: ModelSpec, weights: ResolvedWeights) -> dict[str
     )
     return {
         "model": spec.name,
+        "engine": "onnxruntime",
         "format": "onnx",
         "precision": "fp32",
         "opset": OPSET,

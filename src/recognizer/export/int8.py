@@ -1,0 +1,100 @@
+"""Static INT8 quantization with ONNX Runtime: QDQ, per-channel weights, calibrated on real photos.
+
+u8 activations x s8 weights is what x86 VNNI/AVX-512 kernels run fastest. The calibration method
+(minmax, percentile, entropy) is recorded in the manifest with the measured top-1 agreement with
+FP32 on holdout photos; ``--engine auto`` only ever serves an INT8 artifact whose agreement is at
+least 99 %.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from recognizer.export.cache import package_version
+from recognizer.export.calibration import CalibrationSplit
+from recognizer.export.evaluate import compare
+
+Method = Literal["minmax", "percentile", "entropy"]
+METHODS: tuple[Method, ...] = ("minmax", "percentile", "entropy")
+MODEL_FILE = "model.onnx"
+
+
+def session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def quantize(
+    fp32: Path, folder: Path, split: CalibrationSplit, method: Method, threads: int
+) -> dict[str, Any]:
+    """Write ``folder/model.onnx`` (INT8) and return the manifest entries that describe it."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = folder / "prepared.onnx"
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # ORT's calibrators print progress to stdout
+        _quantize_static(prepared, folder / MODEL_FILE, split, method)
+    prepared.unlink()
+    for leftover in folder.glob("*.data"):  # calibration scratch some ORT versions leave behind
+        leftover.unlink()
+    shutil.rmtree(folder / "augmented_model.onnx", ignore_errors=True)
+    reference, candidate = session(fp32, threads), session(folder / MODEL_FILE, threads)
+    return {
+        "precision": "int8",
+        "quantization": {"format": "QDQ", "weights": "s8 per-channel", "activations": "u8", "method": method},
+        "calibration": {
+            "source": split.source,
+            "fingerprint": split.fingerprint,
+            "photos": len(split.calibration),
+        },
+        "evaluation": compare(
+            lambda x: reference.run(None, {"input": x})[0],
+            lambda x: candidate.run(None, {"input": x})[0],
+            split.holdout,
+        ),
+        "built_with": {"onnxruntime": package_version("onnxruntime"), "onnx": package_version("onnx")},
+    }
+
+
+def _quantize_static(prepared: Path, output: Path, split: CalibrationSplit, method: Method) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._items = iter({"input": row[None]} for row in split.calibration.inputs)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._items, None)
+
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }
+    quantize_static(
+        str(prepared),
+        str(output),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=methods[method],
+        extra_options={"CalibPercentile": 99.999} if method == "percentile" else {},
+    )
