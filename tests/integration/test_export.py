@@ -110,7 +110,8 @@ def test_resnet18_int8_export_with_any_weights(
 
 def test_serving_from_onnx_never_imports_torch(artifact_cache, settings):
     code = (
-        "import sys; from recognizer.config import Settings; from recognizer.inference import build_predictor; "
+        "import sys; from recognizer.config import Settings; "
+        "from recognizer.inference import build_predictor; "
         "import recognizer.api.app; p = build_predictor(Settings()); "
         "print(p.engine.name, 'torch' in sys.modules)"
     )
