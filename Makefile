@@ -2,7 +2,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup browser test test-fast fmt
+.PHONY: setup browser test test-fast bench fmt
 
 ## Create .venv and install recognizer with its dev tools (works offline but for the package registries).
 setup:
@@ -23,6 +23,11 @@ test:
 ## The quick loop while editing: unit tests only.
 test-fast:
 	$(BIN)/pytest -m "not slow"
+
+## Engine/decode benchmarks, then HTTP against a Flask baseline (needs `apt-get install wrk`).
+bench:
+	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/http_load.py --clients 1,8,32
 
 fmt:
 	$(BIN)/ruff format src tests benchmarks

@@ -1,9 +1,12 @@
 """Engine and decode benchmarks: ``.venv/bin/python benchmarks/run.py [--quick]``.
 
-Prints a markdown table and writes ``benchmarks/results/latest.json``. Ratios are against torch
-eager measured in the same run, so numbers from different machines compare by ratio, not ms.
-ResNet-18 runs with random weights when its real file is absent: speed does not depend on the
-values of the weights.
+Model-only latency at batch 1 and throughput at batch 1/8/32 for every engine (torch eager,
+TorchScript, ONNX Runtime FP32 and INT8) and model, and decode+preprocess time for 640-px and
+12-MP JPEGs. Prints a markdown table and writes ``benchmarks/results/latest.{json,md}`` and a
+latency-vs-throughput plot ``latest.png``. Ratios are against torch eager measured in the same
+run, so numbers from different machines compare by ratio, not ms. ResNet-18 runs with random
+weights when its real file is absent: speed does not depend on the values of the weights. INT8
+is calibrated on ``--calibration`` (default: ../shared/data/imagenet-samples) and skipped without it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from recognizer.models import get_model_spec
 from recognizer.models.weights import ResolvedWeights, resolve_weights
 
 RESULTS = Path(__file__).parent / "results"
-ENGINES = ("torch", "onnxruntime")
+ENGINES = ("torch", "torchscript", "onnxruntime", "onnxruntime-int8")
+DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-samples"
 
 
 def timed(function, repeats: int) -> list[float]:
@@ -56,11 +60,27 @@ def weights_for(name: str, scratch: Path) -> ResolvedWeights:
         return resolve_weights(spec, hub, explicit=path)
 
 
-def bench_engines(models: list[str], repeats: int, cache: Path, scratch: Path) -> list[dict]:
+def build_int8(spec, weights, cache: Path, calibration: Path | None) -> bool:
+    if calibration is None or not calibration.is_dir():
+        print(f"skipping onnxruntime-int8 for {spec.name}: no calibration photos", file=sys.stderr)
+        return False
+    from recognizer.export import artifacts
+    from recognizer.export.calibration import load_split
+
+    split = load_split(calibration, spec.preprocessing)
+    artifacts.build("onnxruntime-int8", cache, spec, weights, split, "percentile", os.cpu_count() or 1)
+    return True
+
+
+def bench_engines(
+    models: list[str], repeats: int, cache: Path, scratch: Path, calibration: Path | None
+) -> list[dict]:
     rows = []
     for name in models:
         spec, weights = get_model_spec(name), weights_for(name, scratch)
         for engine_name in ENGINES:
+            if engine_name == "onnxruntime-int8" and not build_int8(spec, weights, cache, calibration):
+                continue
             engine = load_engine(engine_name, spec, weights, cache, threads=os.cpu_count() or 1)
             for batch in (1, 8, 32):
                 data = np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32)
@@ -132,14 +152,46 @@ def markdown(engines: list[dict], decode: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot(engines: list[dict], path: Path) -> None:
+    """Latency at batch 1 against throughput at batch 32, one point per model x engine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for model in sorted({r["model"] for r in engines}):
+        rows = [r for r in engines if r["model"] == model]
+        for engine in sorted({r["engine"] for r in rows}):
+            b1 = next(r for r in rows if r["engine"] == engine and r["batch"] == 1)
+            b32 = next(r for r in rows if r["engine"] == engine and r["batch"] == 32)
+            axes.scatter(b1["ms_per_image"], b32["images_per_s"], s=40)
+            axes.annotate(
+                f"{model}\n{engine}",
+                (b1["ms_per_image"], b32["images_per_s"]),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+    axes.set_xlabel("latency, batch 1 (ms/image, lower is better)")
+    axes.set_ylabel("throughput, batch 32 (images/s, higher is better)")
+    axes.set_title(f"Engines on {os.cpu_count()} CPU cores")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     parser.add_argument("--models", default="resnet18,efficientnet_lite0")
+    parser.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION)
     args = parser.parse_args()
     repeats = 8 if args.quick else 40
     with tempfile.TemporaryDirectory() as scratch:
-        engines = bench_engines(args.models.split(","), repeats, Path(scratch) / "cache", Path(scratch))
+        engines = bench_engines(
+            args.models.split(","), repeats, Path(scratch) / "cache", Path(scratch), args.calibration
+        )
     decode = bench_decode(repeats)
     report = {
         "machine": {
@@ -154,6 +206,7 @@ def main() -> int:
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
     table = markdown(engines, decode)
     (RESULTS / "latest.md").write_text(table + "\n")
+    plot(engines, RESULTS / "latest.png")
     print(table)
     return 0
 
