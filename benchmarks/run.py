@@ -68,7 +68,7 @@ def build_int8(spec, weights, cache: Path, calibration: Path | None) -> bool:
     from recognizer.export.calibration import load_split
 
     split = load_split(calibration, spec.preprocessing)
-    artifacts.build("onnxruntime-int8", cache, spec, weights, split, "percentile", os.cpu_count() or 1)
+    artifacts.build("onnxruntime-int8", cache, spec, weights, split, "minmax", os.cpu_count() or 1)
     return True
 
 

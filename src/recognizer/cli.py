@@ -167,7 +167,7 @@ def serve(**flags: Any) -> None:
 @click.option(
     "--method",
     type=click.Choice(["minmax", "percentile", "entropy"]),
-    default="percentile",
+    default="minmax",
     show_default=True,
     help="INT8 range calibration.",
 )

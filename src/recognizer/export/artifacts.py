@@ -56,7 +56,7 @@ def build(
     spec: ModelSpec,
     weights: ResolvedWeights,
     calibration: CalibrationSplit | None = None,
-    method: int8.Method = "percentile",
+    method: int8.Method = "minmax",
     threads: int = 1,
     force: bool = False,
 ) -> Artifact:
