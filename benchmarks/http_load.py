@@ -3,8 +3,9 @@
 Starts `recognizer serve` and the minimal Flask + torchvision eager baseline on loopback, both
 with ResNet-18 (the same fixed-seed random weights: speed does not depend on their values),
 drives each with wrk (Debian package `wrk`) at 1 and 8 connections with a 640-px and a 12-MP
-JPEG, and prints req/s, p50, p99 and the ratio to Flask measured in the same run. Results go to
-``benchmarks/results/http.json`` and ``http.md``.
+JPEG, and prints req/s, p50, p99 and the ratio to Flask measured in the same run. With
+calibration photos (default ../shared/data/imagenet-samples) a third server runs the INT8 engine.
+Results go to ``benchmarks/results/http.json`` and ``http.md``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 HERE = Path(__file__).parent
+DEFAULT_CALIBRATION = HERE.resolve().parents[1] / "shared" / "data" / "imagenet-samples"
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
 
@@ -74,6 +76,20 @@ def random_resnet18(scratch: Path) -> Path:
     return path
 
 
+def build_int8(weights: Path, cache: Path, calibration: Path) -> bool:
+    if not calibration.is_dir():
+        return False
+    from recognizer.export import artifacts
+    from recognizer.export.calibration import load_split
+    from recognizer.models import get_model_spec
+    from recognizer.models.weights import resolve_weights
+
+    spec = get_model_spec("resnet18")
+    resolved = resolve_weights(spec, cache, explicit=weights)
+    artifacts.build("onnxruntime-int8", cache, spec, resolved, load_split(calibration, spec.preprocessing))
+    return True
+
+
 def wrk(url: str, photo: Path, path: str, connections: int, seconds: int) -> dict:
     command = [
         "wrk",
@@ -115,6 +131,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", default="1,8")
     parser.add_argument("--images", default="640px,12MP")
+    parser.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION)
     parser.add_argument("--serve-args", default="", help="extra `recognizer serve` flags, e.g. '--workers 2'")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -122,7 +139,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp())
     images, weights = photos(scratch), random_resnet18(scratch)
     env = os.environ | {"RECOGNIZER_CACHE_DIR": str(scratch / "cache")}
-    ours_port, flask_port = free_port(), free_port()
+    ours_port, flask_port, int8_port = free_port(), free_port(), free_port()
     servers = {
         "recognizer": (
             start(
@@ -157,10 +174,25 @@ def main() -> int:
             "/predict",
         ),
     }
+    if build_int8(weights, scratch / "cache", args.calibration):
+        command = [
+            str(BIN / "recognizer"),
+            "serve",
+            "--port",
+            str(int8_port),
+            "--model",
+            "resnet18",
+            "--weights",
+            str(weights),
+            "--engine",
+            "onnxruntime-int8",
+            *args.serve_args.split(),
+        ]
+        servers["recognizer-int8"] = (start(command, env), f"http://127.0.0.1:{int8_port}", "/v1/classify")
     rows = []
     try:
         for name, (process, url, _) in servers.items():
-            wait_until_up(url + ("/readyz" if name == "recognizer" else "/"), process)
+            wait_until_up(url + ("/" if name == "flask" else "/readyz"), process)
         for image in args.images.split(","):
             photo = images[image]
             for clients in map(int, args.clients.split(",")):
