@@ -31,7 +31,7 @@ from recognizer.models import get_model_spec
 from recognizer.models.weights import ResolvedWeights, resolve_weights
 
 RESULTS = Path(__file__).parent / "results"
-ENGINES = ("torch", "torchscript", "onnxruntime", "onnxruntime-int8")
+ENGINES = ("torch", "torchscript", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-int8")
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-samples"
 
 
@@ -60,15 +60,15 @@ def weights_for(name: str, scratch: Path) -> ResolvedWeights:
         return resolve_weights(spec, hub, explicit=path)
 
 
-def build_int8(spec, weights, cache: Path, calibration: Path | None) -> bool:
+def build_int8(engine: str, spec, weights, cache: Path, calibration: Path | None) -> bool:
     if calibration is None or not calibration.is_dir():
-        print(f"skipping onnxruntime-int8 for {spec.name}: no calibration photos", file=sys.stderr)
+        print(f"skipping {engine} for {spec.name}: no calibration photos", file=sys.stderr)
         return False
     from recognizer.export import artifacts
     from recognizer.export.calibration import load_split
 
     split = load_split(calibration, spec.preprocessing)
-    artifacts.build("onnxruntime-int8", cache, spec, weights, split, "minmax", os.cpu_count() or 1)
+    artifacts.build(engine, cache, spec, weights, split, "minmax", os.cpu_count() or 1)
     return True
 
 
@@ -79,7 +79,9 @@ def bench_engines(
     for name in models:
         spec, weights = get_model_spec(name), weights_for(name, scratch)
         for engine_name in ENGINES:
-            if engine_name == "onnxruntime-int8" and not build_int8(spec, weights, cache, calibration):
+            if engine_name.endswith("-int8") and not build_int8(
+                engine_name, spec, weights, cache, calibration
+            ):
                 continue
             engine = load_engine(engine_name, spec, weights, cache, threads=os.cpu_count() or 1)
             for batch in (1, 8, 32):

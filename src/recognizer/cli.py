@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from recognizer.config import Settings
 from recognizer.errors import RecognizerError
+from recognizer.export.artifacts import EXPORTABLE
 from recognizer.inference import Recognition, build_predictor, choose_model
 from recognizer.models import get_model_spec, list_model_specs
 from recognizer.models import weights as weights_store
@@ -84,7 +85,9 @@ def _print_table(result: Recognition) -> None:
 @click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--model", "-m", help="Model name (see `recognizer models`); default resnet18 if available.")
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights file (state dict) for the model.")
-@click.option("--engine", "-e", help="auto, onnxruntime, onnxruntime-int8, torchscript or torch.")
+@click.option(
+    "--engine", "-e", help="auto, onnxruntime, onnxruntime-int8, openvino, openvino-int8, torchscript, torch."
+)
 @click.option("--top-k", "-k", type=int, help="How many labels per image (default 5).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")
 @click.option("--threads", type=int, help="Intra-op threads (default: all cores).")
@@ -121,7 +124,9 @@ def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
 @click.option("--workers", type=int, help="Server processes (default 1); cores are split between them.")
 @click.option("--model", "-m", help="Default model (default resnet18 if available, else efficientnet_lite0).")
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights file for the default model.")
-@click.option("--engine", "-e", help="auto, onnxruntime, onnxruntime-int8, torchscript or torch.")
+@click.option(
+    "--engine", "-e", help="auto, onnxruntime, onnxruntime-int8, openvino, openvino-int8, torchscript, torch."
+)
 @click.option("--threads", type=int, help="Intra-op threads per worker (default: cores / workers).")
 @click.option("--max-batch", type=int, help="Largest micro-batch (default 16).")
 @click.option("--max-wait-ms", type=float, help="Longest wait for a micro-batch to fill (default 5).")
@@ -155,9 +160,7 @@ def serve(**flags: Any) -> None:
 
 @main.command("export")
 @click.option("--model", "-m", required=True, help="Model name.")
-@click.option(
-    "--engine", "-e", required=True, type=click.Choice(["onnxruntime", "onnxruntime-int8", "torchscript"])
-)
+@click.option("--engine", "-e", required=True, type=click.Choice(EXPORTABLE))
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights file (default: the model's own).")
 @click.option(
     "--calibration",

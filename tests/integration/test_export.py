@@ -59,6 +59,28 @@ def test_torchscript_matches_torch_eager_on_real_photos(artifact_cache, lite0_we
     assert manifest["parent"]["weights_sha256"] == lite0_weights.sha256
 
 
+def test_openvino_fp32_matches_torch_eager_on_real_photos(artifact_cache, lite0_weights, split):
+    batch = split.holdout.inputs[:32]
+    eager = load_engine("torch", LITE0, lite0_weights, artifact_cache, threads=2).infer(batch)
+    openvino = load_engine("openvino", LITE0, lite0_weights, artifact_cache, threads=2).infer(batch)
+    assert (eager.argmax(1) == openvino.argmax(1)).all()
+    assert np.abs(eager - openvino).max() <= 1e-3  # f32 pinned: bf16 would be ~0.27 off here
+
+
+def test_openvino_int8_is_measured_on_its_own(int8_cache, lite0_weights, split):
+    artifact = artifacts.build("openvino-int8", int8_cache, LITE0, lite0_weights, split, "minmax", threads=2)
+    evaluation = artifact.manifest["evaluation"]
+    assert artifact.manifest["quantization"]["method"] == "minmax" and evaluation["photos"] == 300
+    assert 0.85 <= evaluation["top1_agreement"] <= 1.0  # measured 97 % here
+    assert load_engine("openvino-int8", LITE0, lite0_weights, int8_cache, threads=2).name == "openvino-int8"
+
+
+def test_a_new_calibration_request_rebuilds_the_int8_artifact(int8_cache, lite0_weights, split):
+    cached = artifacts.artifact_for("onnxruntime-int8", int8_cache, LITE0, lite0_weights)
+    assert artifacts._calibrated_differently(cached, split, "entropy")
+    assert not artifacts._calibrated_differently(cached, split, "minmax")
+
+
 def test_int8_manifest_records_calibration_agreement_and_speed(int8_cache, lite0_weights):
     manifest = artifacts.artifact_for("onnxruntime-int8", int8_cache, LITE0, lite0_weights).manifest
     evaluation = manifest["evaluation"]
@@ -75,17 +97,27 @@ def test_auto_refuses_an_int8_artifact_below_the_agreement_bar(int8_cache, lite0
     assert choose_auto(LITE0, lite0_weights, int8_cache) == "onnxruntime"
 
 
-def test_auto_serves_int8_once_its_manifest_clears_the_bar(int8_cache, lite0_weights, tmp_path):
-    cache = tmp_path / "cache"
-    int8 = artifacts.artifact_for("onnxruntime-int8", int8_cache, LITE0, lite0_weights)
-    target = cache / "artifacts" / int8.folder.name
+def _passing_copy(engine: str, source, cache, weights, latency: float) -> None:
+    """Copy an INT8 artifact into ``cache`` with a manifest that clears the bar at ``latency`` ms."""
+    original = artifacts.artifact_for(engine, source, LITE0, weights)
+    target = cache / "artifacts" / original.folder.name
     target.mkdir(parents=True)
-    (target / "model.onnx").symlink_to(int8.path)
-    manifest = int8.manifest | {"evaluation": int8.manifest["evaluation"] | {"top1_agreement": 0.995}}
+    for item in original.folder.iterdir():
+        (target / item.name).symlink_to(item)
+    (target / "manifest.json").unlink()
+    passing = {"top1_agreement": 0.995, "latency_ms_batch1": latency, "reference_latency_ms_batch1": 5.0}
+    manifest = original.manifest | {"evaluation": original.manifest["evaluation"] | passing}
     (target / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_auto_serves_the_fastest_int8_that_clears_the_bar(int8_cache, lite0_weights, split, tmp_path):
+    artifacts.build("openvino-int8", int8_cache, LITE0, lite0_weights, split, "minmax", threads=2)
+    cache = tmp_path / "cache"
+    _passing_copy("onnxruntime-int8", int8_cache, cache, lite0_weights, latency=2.0)
     assert choose_auto(LITE0, lite0_weights, cache) == "onnxruntime-int8"
-    engine = load_engine("auto", LITE0, lite0_weights, cache, threads=2)
-    assert engine.name == "onnxruntime-int8"
+    assert load_engine("auto", LITE0, lite0_weights, cache, threads=2).name == "onnxruntime-int8"
+    _passing_copy("openvino-int8", int8_cache, cache, lite0_weights, latency=1.0)
+    assert choose_auto(LITE0, lite0_weights, cache) == "openvino-int8"
 
 
 def test_int8_without_an_artifact_says_how_to_build_it(lite0_weights, tmp_path):

@@ -28,9 +28,14 @@ __all__ = [
 _REQUIREMENTS = {
     "onnxruntime": "onnxruntime",
     "onnxruntime-int8": "onnxruntime",
+    "openvino": "openvino",
+    "openvino-int8": "openvino",
     "torchscript": "torch",
     "torch": "torch",
 }
+_INSTALL = {"openvino": "pip install 'recognizer[openvino]'"}
+#: engines whose artifacts are approximations of FP32 and must earn their place in a manifest
+_APPROXIMATE = ("openvino-int8", "onnxruntime-int8")
 ENGINE_NAMES = tuple(_REQUIREMENTS)
 #: FP32 engines ``auto`` falls back to, fastest first; they match torch eager by construction
 #: (and by the parity tests), so they need no accuracy manifest
@@ -57,18 +62,24 @@ def pick_engine(requested: str) -> str:
 def choose_auto(spec: ModelSpec, weights: ResolvedWeights, cache_dir: Path) -> str:
     """The fastest engine allowed for these weights.
 
-    An INT8 artifact is eligible only when its manifest shows >= 99 % top-1 agreement with FP32
-    on real photos and a lower measured latency; otherwise the fastest installed FP32 engine.
+    An INT8 artifact (ONNX Runtime or OpenVINO) is eligible only when its manifest shows >= 99 %
+    top-1 agreement with FP32 on real photos and a lower measured latency than FP32; the fastest
+    eligible one wins. Otherwise the fastest installed FP32 engine.
     """
     from recognizer.export.artifacts import artifact_for, qualifies
 
     installed = available_engines()
-    if "onnxruntime-int8" in installed:
-        int8 = artifact_for("onnxruntime-int8", cache_dir, spec, weights)
-        evaluation = (int8.manifest or {}).get("evaluation", {})
-        faster = evaluation.get("latency_ms_batch1", 1e9) < evaluation.get("reference_latency_ms_batch1", 0)
-        if qualifies(int8) and faster:
-            return "onnxruntime-int8"
+    eligible: list[tuple[float, str]] = []
+    for name in _APPROXIMATE:
+        if name not in installed:
+            continue
+        artifact = artifact_for(name, cache_dir, spec, weights)
+        evaluation = (artifact.manifest or {}).get("evaluation", {})
+        latency = evaluation.get("latency_ms_batch1", 1e9)
+        if qualifies(artifact) and latency < evaluation.get("reference_latency_ms_batch1", 0):
+            eligible.append((latency, name))
+    if eligible:
+        return min(eligible)[1]
     for name in _EXACT_FALLBACKS:
         if name in installed:
             return name
@@ -97,8 +108,15 @@ def load_engine(
         from recognizer.engines.torchscript import TorchScriptEngine
 
         return TorchScriptEngine(artifacts.build(name, cache_dir, spec, weights).path, info)
+
+    if name.endswith("-int8"):  # calibrated only by `recognizer export`, never implicitly
+        path = artifacts.require(name, cache_dir, spec, weights).path
+    else:
+        path = artifacts.build(name, cache_dir, spec, weights).path
+    if name.startswith("openvino"):
+        from recognizer.engines.openvino import OpenVinoEngine
+
+        return OpenVinoEngine(path, info)
     from recognizer.engines.onnxruntime import OnnxRuntimeEngine
 
-    if name == "onnxruntime-int8":
-        return OnnxRuntimeEngine(artifacts.require(name, cache_dir, spec, weights).path, info)
-    return OnnxRuntimeEngine(artifacts.build(name, cache_dir, spec, weights).path, info)
+    return OnnxRuntimeEngine(path, info)

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from recognizer.errors import ConfigError, EngineUnavailableError
-from recognizer.export import int8, onnx, torchscript
+from recognizer.export import int8, onnx, openvino, torchscript
 from recognizer.export.cache import build_once, package_version, read_manifest
 from recognizer.export.calibration import CalibrationSplit
 from recognizer.models.spec import ModelSpec
 from recognizer.models.weights import ResolvedWeights
 
+EXPORTABLE = ("onnxruntime", "onnxruntime-int8", "openvino", "openvino-int8", "torchscript")
+_OPENVINO_TOOLCHAIN = (("ov", "openvino"), ("ort", "onnxruntime"), ("torch", "torch"))
 #: INT8 artifacts must agree with FP32 on at least this share of holdout photos to be served by ``auto``
 AGREEMENT_BAR = 0.99
 
@@ -47,6 +49,11 @@ def artifact_for(engine: str, cache_dir: Path, spec: ModelSpec, weights: Resolve
     if engine == "torchscript":
         key = f"{stem}-torchscript-torch{package_version('torch')}"
         return Artifact(engine, cache_dir / "artifacts" / key, torchscript.MODEL_FILE)
+    if engine in ("openvino", "openvino-int8"):
+        precision = engine.removeprefix("openvino").lstrip("-") or "fp32"
+        versions = "-".join(f"{tag}{package_version(name)}" for tag, name in _OPENVINO_TOOLCHAIN)
+        key = f"{stem}-openvino-{precision}-{versions}"
+        return Artifact(engine, cache_dir / "artifacts" / key, openvino.MODEL_FILE)
     raise ConfigError(f"engine {engine!r} has no exportable artifact")
 
 
@@ -62,12 +69,12 @@ def build(
 ) -> Artifact:
     """Build (or reuse) ``engine``'s artifact; ``force`` rebuilds, e.g. with another calibration."""
     artifact = artifact_for(engine, cache_dir, spec, weights)
-    if force:
+    if force or _calibrated_differently(artifact, calibration, method):
         shutil.rmtree(artifact.folder, ignore_errors=True)
-    if engine == "onnxruntime-int8" and artifact.manifest is None and calibration is None:
+    if engine.endswith("-int8") and artifact.manifest is None and calibration is None:
         raise ConfigError(
             f"INT8 needs real photos to calibrate on: recognizer export --model {spec.name} "
-            f"--engine onnxruntime-int8 --calibration DIR (a few hundred photos)"
+            f"--engine {engine} --calibration DIR (a few hundred photos)"
         )
     parent = {"weights_file": weights.path.name, "weights_sha256": weights.sha256}
 
@@ -76,13 +83,56 @@ def build(
             return onnx.export_into(folder, spec, weights)
         if engine == "torchscript":
             details = torchscript.script(folder, spec, weights)
-        else:
+        elif engine == "onnxruntime-int8":
             fp32 = onnx.ensure_onnx(cache_dir, spec, weights)
             details = int8.quantize(fp32, folder, calibration, method, threads) | {"parent_onnx": str(fp32)}
+        elif engine == "openvino":
+            details = openvino.convert(onnx.ensure_onnx(cache_dir, spec, weights), folder) | {
+                "precision": "fp32"
+            }
+        else:
+            details = _openvino_int8(folder, cache_dir, spec, weights, calibration, method, threads)
         return {"model": spec.name, "engine": engine, "parent": parent} | details
 
     build_once(artifact.folder, make)
     return artifact
+
+
+def _calibrated_differently(artifact: Artifact, calibration: CalibrationSplit | None, method: str) -> bool:
+    """An explicit calibration request that the cached INT8 artifact does not match."""
+    manifest = artifact.manifest
+    if manifest is None or calibration is None or not artifact.engine.endswith("-int8"):
+        return False
+    built = (manifest["quantization"]["method"], manifest["calibration"]["fingerprint"])
+    return built != (method, calibration.fingerprint)
+
+
+def _openvino_int8(
+    folder: Path,
+    cache_dir: Path,
+    spec: ModelSpec,
+    weights: ResolvedWeights,
+    calibration: CalibrationSplit,
+    method: int8.Method,
+    threads: int,
+) -> dict[str, Any]:
+    """The calibrated QDQ file, run by OpenVINO's INT8 kernels, measured again on the holdout."""
+    from recognizer.engines.base import EngineInfo
+    from recognizer.engines.openvino import OpenVinoEngine
+    from recognizer.export.evaluate import compare
+
+    quantized = build("onnxruntime-int8", cache_dir, spec, weights, calibration, method, threads)
+    details = openvino.convert(quantized.path, folder)
+    info = EngineInfo("openvino-int8", spec.name, weights.sha256, threads)
+    candidate = OpenVinoEngine(folder / openvino.MODEL_FILE, info)
+    reference = int8.session(onnx.ensure_onnx(cache_dir, spec, weights), threads)
+    evaluation = compare(lambda x: reference.run(None, {"input": x})[0], candidate.infer, calibration.holdout)
+    return details | {
+        "precision": "int8",
+        "quantization": quantized.manifest["quantization"],
+        "calibration": quantized.manifest["calibration"],
+        "evaluation": evaluation,
+    }
 
 
 def require(engine: str, cache_dir: Path, spec: ModelSpec, weights: ResolvedWeights) -> Artifact:
