@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from recognizer.config import Settings
 from recognizer.export import artifacts
 from recognizer.export.calibration import load_split
 from recognizer.export.int8 import METHODS
@@ -33,7 +34,7 @@ def main() -> int:
     parser.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION)
     args = parser.parse_args()
     spec = get_model_spec(args.model)
-    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+    hub = Settings().hub_checkpoints
     weights = resolve_weights(spec, hub, explicit=args.weights)
     split = load_split(args.calibration, spec.preprocessing)
     rows = []

@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from recognizer.export import artifacts
 from recognizer.export.calibration import load_split
+from recognizer.export.evaluate import batch1_latency_ms
 from recognizer.models import get_model_spec
 from recognizer.models.weights import resolve_weights
 
@@ -43,14 +42,7 @@ def top1(compiled, inputs: np.ndarray) -> np.ndarray:
 
 def latency_ms(compiled, example: np.ndarray) -> float:
     request = compiled.create_infer_request()
-    for _ in range(5):
-        request.infer({0: example})
-    samples = []
-    for _ in range(50):
-        start = time.perf_counter()
-        request.infer({0: example})
-        samples.append((time.perf_counter() - start) * 1e3)
-    return round(statistics.median(samples), 2)
+    return batch1_latency_ms(lambda x: request.infer({0: x}), example, repeats=50)
 
 
 def main() -> int:

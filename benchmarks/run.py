@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from recognizer.config import Settings
 from recognizer.engines import load_engine
 from recognizer.imaging import decode_image, preprocess
 from recognizer.models import get_model_spec
@@ -47,7 +48,7 @@ def timed(function, repeats: int) -> list[float]:
 
 def weights_for(name: str, scratch: Path) -> ResolvedWeights:
     spec = get_model_spec(name)
-    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+    hub = Settings().hub_checkpoints
     try:
         return resolve_weights(spec, hub)
     except Exception:

@@ -20,11 +20,10 @@ from pydantic import ValidationError
 from recognizer.config import Settings
 from recognizer.errors import RecognizerError
 from recognizer.export.artifacts import EXPORTABLE
+from recognizer.imaging import find_images
 from recognizer.inference import Recognition, build_predictor, choose_model
 from recognizer.models import get_model_spec, list_model_specs
 from recognizer.models import weights as weights_store
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
 def _fail(message: str) -> NoReturn:
@@ -59,9 +58,7 @@ def main() -> None:
 def _expand(paths: tuple[Path, ...]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
-            yield from sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            )
+            yield from find_images(path)
         else:
             yield path
 

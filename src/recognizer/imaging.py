@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -23,6 +24,9 @@ from recognizer.errors import (
     NotAnImageError,
 )
 from recognizer.models.spec import Preprocessing
+
+#: file suffixes treated as images when a folder is given (CLI, calibration)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 _FILTERS = {
     "bilinear": Image.Resampling.BILINEAR,
@@ -168,3 +172,8 @@ def load_input(
     """Bytes -> model input for one image: decode (with limits) then preprocess."""
     image = decode_image(data, limits, draft_short_side=spec.resize if draft else None)
     return preprocess(image, spec)
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursively, by suffix), in a stable order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -17,10 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from recognizer.errors import ConfigError, RecognizerError
-from recognizer.imaging import load_input
+from recognizer.imaging import find_images, load_input
 from recognizer.models.spec import Preprocessing
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ def load_split(
     folder: Path, preprocessing: Preprocessing, calibration_size: int = 200, holdout_size: int = 300
 ) -> CalibrationSplit:
     """Shuffle the folder's images with a fixed seed; the first part calibrates, the next checks."""
-    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = find_images(folder)
     if len(paths) < 20:
         raise ConfigError(f"{folder} has {len(paths)} images; calibration needs at least 20 real photos")
     random.Random(0).shuffle(paths)
