@@ -91,6 +91,12 @@ def test_unknown_model_is_404_and_bad_parameters_422(client, cat_jpeg):
     assert missing.status_code == 422 and "'file'" in missing.json()["detail"]
 
 
+def test_a_model_without_local_weights_is_503_naming_the_fix(client, cat_jpeg):
+    response = client.post("/v1/classify", files=upload(cat_jpeg), params={"model": "resnet18"})
+    assert response.status_code == 503 and response.json()["code"] == "weights_not_found"
+    assert "recognizer weights fetch resnet18" in response.json()["detail"]
+
+
 def test_unknown_route_is_a_problem_too(client):
     response = client.get("/v1/nothing-here")
     assert response.status_code == 404 and response.headers["content-type"] == PROBLEM

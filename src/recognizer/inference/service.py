@@ -100,7 +100,8 @@ class RecognitionService:
             self.settings
             if spec.name == self.default_model
             else self.settings.model_copy(
-                update={"model": spec.name, "weights": None, "weights_sha256": None}
+                # A request never triggers a download: other models must have their weights locally.
+                update={"model": spec.name, "weights": None, "weights_sha256": None, "allow_download": False}
             )
         )
         predictor = self.factory(settings, choice)
