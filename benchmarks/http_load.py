@@ -3,8 +3,10 @@
 Starts `recognizer serve` and the minimal Flask + torchvision eager baseline on loopback, both
 with ResNet-18 (the same fixed-seed random weights: speed does not depend on their values),
 drives each with wrk (Debian package `wrk`) at 1 and 8 connections with a 640-px and a 12-MP
-JPEG, and prints req/s, p50, p99 and the ratio to Flask measured in the same run. With
-calibration photos (default ../shared/data/imagenet-samples) a third server runs the INT8 engine.
+JPEG, and prints req/s, p50, p99 and the ratio to Flask measured in the same run. One
+`recognizer serve` runs per engine in ``--engines``; INT8 ones are calibrated first on
+``--calibration`` (default ../shared/data/imagenet-samples). The service runs with
+``--no-access-log`` (its metrics are the production record; the per-request log line costs ~14 %).
 Results go to ``benchmarks/results/http.json`` and ``http.md``.
 """
 
@@ -76,8 +78,9 @@ def random_resnet18(scratch: Path) -> Path:
     return path
 
 
-def build_int8(weights: Path, cache: Path, calibration: Path) -> bool:
+def build_int8(engine: str, weights: Path, cache: Path, calibration: Path) -> bool:
     if not calibration.is_dir():
+        print(f"skipping {engine}: no calibration photos at {calibration}", file=sys.stderr)
         return False
     from recognizer.export import artifacts
     from recognizer.export.calibration import load_split
@@ -86,7 +89,7 @@ def build_int8(weights: Path, cache: Path, calibration: Path) -> bool:
 
     spec = get_model_spec("resnet18")
     resolved = resolve_weights(spec, cache, explicit=weights)
-    artifacts.build("onnxruntime-int8", cache, spec, resolved, load_split(calibration, spec.preprocessing))
+    artifacts.build(engine, cache, spec, resolved, load_split(calibration, spec.preprocessing))
     return True
 
 
@@ -132,32 +135,16 @@ def main() -> int:
     parser.add_argument("--clients", default="1,8")
     parser.add_argument("--images", default="640px,12MP")
     parser.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION)
-    parser.add_argument("--serve-args", default="", help="extra `recognizer serve` flags, e.g. '--workers 2'")
+    parser.add_argument("--engines", default="onnxruntime,onnxruntime-int8,openvino-int8")
+    parser.add_argument("--serve-args", default="--no-access-log", help="extra `recognizer serve` flags")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
     scratch = Path(tempfile.mkdtemp())
     images, weights = photos(scratch), random_resnet18(scratch)
     env = os.environ | {"RECOGNIZER_CACHE_DIR": str(scratch / "cache")}
-    ours_port, flask_port, int8_port = free_port(), free_port(), free_port()
+    flask_port = free_port()
     servers = {
-        "recognizer": (
-            start(
-                [
-                    str(BIN / "recognizer"),
-                    "serve",
-                    "--port",
-                    str(ours_port),
-                    "--model",
-                    "resnet18",
-                    "--weights",
-                    str(weights),
-                ],
-                env,
-            ),
-            f"http://127.0.0.1:{ours_port}",
-            "/v1/classify",
-        ),
         "flask": (
             start(
                 [
@@ -174,21 +161,24 @@ def main() -> int:
             "/predict",
         ),
     }
-    if build_int8(weights, scratch / "cache", args.calibration):
+    for engine in args.engines.split(","):
+        if engine.endswith("-int8") and not build_int8(engine, weights, scratch / "cache", args.calibration):
+            continue
+        port = free_port()
         command = [
             str(BIN / "recognizer"),
             "serve",
             "--port",
-            str(int8_port),
+            str(port),
             "--model",
             "resnet18",
             "--weights",
             str(weights),
             "--engine",
-            "onnxruntime-int8",
+            engine,
             *args.serve_args.split(),
         ]
-        servers["recognizer-int8"] = (start(command, env), f"http://127.0.0.1:{int8_port}", "/v1/classify")
+        servers[f"recognizer {engine}"] = (start(command, env), f"http://127.0.0.1:{port}", "/v1/classify")
     rows = []
     try:
         for name, (process, url, _) in servers.items():

@@ -127,6 +127,7 @@ def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
 @click.option("--threads", type=int, help="Intra-op threads per worker (default: cores / workers).")
 @click.option("--max-batch", type=int, help="Largest micro-batch (default 16).")
 @click.option("--max-wait-ms", type=float, help="Longest wait for a micro-batch to fill (default 5).")
+@click.option("--access-log/--no-access-log", default=None, help="Log every request (default on).")
 def serve(**flags: Any) -> None:
     """Run the web page and HTTP API (http://127.0.0.1:8000 by default)."""
     import uvicorn
@@ -139,7 +140,13 @@ def serve(**flags: Any) -> None:
     if settings.workers == 1:
         from recognizer.api import create_app
 
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            access_log=settings.access_log,
+        )
         return
     # Worker processes rebuild Settings from the environment, so pass the flags on through it.
     for key, value in flags.items():
@@ -152,6 +159,7 @@ def serve(**flags: Any) -> None:
         port=settings.port,
         workers=settings.workers,
         log_level="info",
+        access_log=settings.access_log,
     )
 
 

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64, description="Server processes; threads are split between them.")
     max_batch: int = Field(16, ge=1, le=256, description="Largest micro-batch the server forms.")
+    access_log: bool = Field(True, description="uvicorn's per-request log line (metrics cover the rest).")
     max_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long a lone request waits for company.")
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="ONNX and other artifacts.")
     torch_home: Path = Field(default_factory=_default_torch_home, description="Torch hub cache root.")
