@@ -18,12 +18,15 @@ import click
 from pydantic import ValidationError
 
 from recognizer.config import Settings
+from recognizer.engines import ENGINE_NAMES
 from recognizer.errors import RecognizerError
 from recognizer.export.artifacts import EXPORTABLE
 from recognizer.imaging import find_images
 from recognizer.inference import Recognition, build_predictor, choose_model
 from recognizer.models import get_model_spec, list_model_specs
 from recognizer.models import weights as weights_store
+
+ENGINE_HELP = f"auto (default) or one of: {', '.join(ENGINE_NAMES)}."
 
 
 def _fail(message: str) -> NoReturn:
@@ -82,9 +85,7 @@ def _print_table(result: Recognition) -> None:
 @click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--model", "-m", help="Model name (see `recognizer models`); default resnet18 if available.")
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights file (state dict) for the model.")
-@click.option(
-    "--engine", "-e", help="auto, onnxruntime, onnxruntime-int8, openvino, openvino-int8, torchscript, torch."
-)
+@click.option("--engine", "-e", help=ENGINE_HELP)
 @click.option("--top-k", "-k", type=int, help="How many labels per image (default 5).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")
 @click.option("--threads", type=int, help="Intra-op threads (default: all cores).")
@@ -121,9 +122,7 @@ def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
 @click.option("--workers", type=int, help="Server processes (default 1); cores are split between them.")
 @click.option("--model", "-m", help="Default model (default resnet18 if available, else efficientnet_lite0).")
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights file for the default model.")
-@click.option(
-    "--engine", "-e", help="auto, onnxruntime, onnxruntime-int8, openvino, openvino-int8, torchscript, torch."
-)
+@click.option("--engine", "-e", help=ENGINE_HELP)
 @click.option("--threads", type=int, help="Intra-op threads per worker (default: cores / workers).")
 @click.option("--max-batch", type=int, help="Largest micro-batch (default 16).")
 @click.option("--max-wait-ms", type=float, help="Longest wait for a micro-batch to fill (default 5).")
@@ -183,7 +182,7 @@ def serve(**flags: Any) -> None:
 def export_command(
     model: str, engine: str, weights: Path | None, calibration: Path | None, method: str, force: bool
 ) -> None:
-    """Build a cached artifact (ONNX, INT8 ONNX, TorchScript) and print its manifest."""
+    """Build a cached artifact (ONNX, INT8 ONNX, OpenVINO IR, TorchScript) and print its manifest."""
     from recognizer.engines import choose_auto
     from recognizer.export import artifacts
     from recognizer.export.calibration import load_split

@@ -53,9 +53,9 @@ def pick_engine(requested: str) -> str:
     if requested not in _REQUIREMENTS:
         raise EngineError(f"unknown engine {requested!r}; choose one of: auto, {', '.join(ENGINE_NAMES)}")
     if requested not in available_engines():
-        raise EngineUnavailableError(
-            f"engine {requested!r} is not installed; `pip install {_REQUIREMENTS[requested]}`"
-        )
+        module = _REQUIREMENTS[requested]
+        install = _INSTALL.get(module, f"pip install {module}")
+        raise EngineUnavailableError(f"engine {requested!r} is not installed; `{install}`")
     return requested
 
 

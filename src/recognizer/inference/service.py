@@ -52,7 +52,6 @@ class RecognitionService:
             max_workers=settings.effective_threads, thread_name_prefix="decode"
         )
         self._startup: asyncio.Task[LoadedModel] | None = None
-        self.started_at = time.time()
 
     @property
     def default_model(self) -> str:
@@ -106,9 +105,8 @@ class RecognitionService:
         )
         predictor = self.factory(settings, choice)
         crop = spec.preprocessing.crop
-        predictor.engine.infer(
-            np.zeros((1, 3, crop, crop), dtype=np.float32)
-        )  # warm-up: first call allocates
+        warm_up = np.zeros((1, 3, crop, crop), dtype=np.float32)
+        predictor.engine.infer(warm_up)  # the first call allocates; keep that off the first request
         batcher = MicroBatcher(
             predictor.engine.infer,
             max_batch=self.settings.max_batch,
@@ -116,7 +114,7 @@ class RecognitionService:
             on_batch=lambda size, seconds: self.metrics.observe_batch(spec.name, size, seconds),
             expect_more=lambda: loaded.decoding > 0,
         )
-        loaded = LoadedModel(predictor, batcher)
+        loaded = LoadedModel(predictor, batcher)  # expect_more reads it once requests arrive
         return loaded
 
     async def model(self, name: str | None) -> LoadedModel:
