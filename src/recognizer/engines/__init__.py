@@ -66,20 +66,13 @@ def choose_auto(spec: ModelSpec, weights: ResolvedWeights, cache_dir: Path) -> s
     top-1 agreement with FP32 on real photos and a lower measured latency than FP32; the fastest
     eligible one wins. Otherwise the fastest installed FP32 engine.
     """
-    from recognizer.export.artifacts import artifact_for, qualifies
+    from recognizer.export.artifacts import artifact_for, batch1_latency_ms, qualifies
 
     installed = available_engines()
-    eligible: list[tuple[float, str]] = []
-    for name in _APPROXIMATE:
-        if name not in installed:
-            continue
-        artifact = artifact_for(name, cache_dir, spec, weights)
-        evaluation = (artifact.manifest or {}).get("evaluation", {})
-        latency = evaluation.get("latency_ms_batch1", 1e9)
-        if qualifies(artifact) and latency < evaluation.get("reference_latency_ms_batch1", 0):
-            eligible.append((latency, name))
+    candidates = [artifact_for(name, cache_dir, spec, weights) for name in _APPROXIMATE if name in installed]
+    eligible = [artifact for artifact in candidates if qualifies(artifact)]
     if eligible:
-        return min(eligible)[1]
+        return min(eligible, key=batch1_latency_ms).engine
     for name in _EXACT_FALLBACKS:
         if name in installed:
             return name

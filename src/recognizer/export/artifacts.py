@@ -147,6 +147,13 @@ def require(engine: str, cache_dir: Path, spec: ModelSpec, weights: ResolvedWeig
 
 
 def qualifies(artifact: Artifact) -> bool:
-    """True when the manifest shows top-1 agreement with FP32 at or above the bar on real photos."""
+    """True when ``auto`` may serve this artifact: its manifest shows top-1 agreement with FP32 at or
+    above the bar on at least 50 real photos, and a lower measured batch-1 latency than FP32."""
     evaluation = (artifact.manifest or {}).get("evaluation", {})
-    return evaluation.get("top1_agreement", 0.0) >= AGREEMENT_BAR and evaluation.get("photos", 0) >= 50
+    agrees = evaluation.get("top1_agreement", 0.0) >= AGREEMENT_BAR and evaluation.get("photos", 0) >= 50
+    faster = evaluation.get("latency_ms_batch1", 1e9) < evaluation.get("reference_latency_ms_batch1", 0)
+    return agrees and faster
+
+
+def batch1_latency_ms(artifact: Artifact) -> float:
+    return (artifact.manifest or {}).get("evaluation", {}).get("latency_ms_batch1", 1e9)
