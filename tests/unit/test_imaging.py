@@ -145,9 +145,19 @@ def test_resized_size_matches_torchvision(size, expected):
 
 def test_exact_preprocessing_equals_torchvisions_reference(cat_photo):
     reference = ImageClassification(crop_size=224, resize_size=256)(cat_photo).numpy()
-    ours = preprocess(decode_image(png_bytes(cat_photo)), RESNET)
+    ours = preprocess(decode_image(png_bytes(cat_photo)), RESNET, exact=True)
     assert ours.shape == (3, 224, 224) and ours.dtype == np.float32
     np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(640, 427), (281, 500), (100, 80)])
+def test_fast_preprocessing_is_within_one_gray_level_of_torchvision(cat_photo, size):
+    photo = cat_photo.resize(size)  # landscape, portrait (the other pass order), upscaled
+    reference = ImageClassification(crop_size=224, resize_size=256)(photo).numpy()
+    ours = preprocess(photo, RESNET)
+    gray_levels = np.abs(ours - reference) * np.asarray(RESNET.std, dtype=np.float32)[:, None, None] * 255
+    assert gray_levels.max() <= 1.0 + 1e-3
+    assert (gray_levels > 1e-3).mean() < 0.01
 
 
 def test_draft_decoding_shrinks_big_jpegs_but_never_below_the_target(cat_photo):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from recognizer import __version__
 from recognizer.api import problems, routes_ops, routes_v1, routes_v2
+from recognizer.api.middleware import GuardAndMeasure
 from recognizer.config import Settings
 from recognizer.inference.service import RecognitionService
 
@@ -39,7 +39,8 @@ def create_app(settings: Settings | None = None, service: RecognitionService | N
     app.state.service = service
     app.state.settings = settings
     problems.install(app)
-    _install_guards(app, settings, service)
+    max_body = settings.max_image_bytes * routes_v1.MAX_BATCH_FILES + ENVELOPE_BYTES
+    app.add_middleware(GuardAndMeasure, max_body_bytes=max_body, metrics=service.metrics)
     for module in (routes_v1, routes_v2, routes_ops):
         app.include_router(module.router)
     _install_ui(app)
@@ -49,25 +50,6 @@ def create_app(settings: Settings | None = None, service: RecognitionService | N
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` / gunicorn workers: settings from RECOGNIZER_* variables."""
     return create_app(Settings())
-
-
-def _install_guards(app: FastAPI, settings: Settings, service: RecognitionService) -> None:
-    limit = settings.max_image_bytes * routes_v1.MAX_BATCH_FILES + ENVELOPE_BYTES
-
-    @app.middleware("http")
-    async def guard_and_measure(request: Request, call_next) -> Response:  # noqa: ANN001 - Starlette's type
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return problems.problem(
-                413, "request_too_large", f"request body over {limit / 1e6:.0f} MB", request.url.path
-            )
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        service.metrics.requests.labels(path, str(response.status_code)).inc()
-        service.metrics.request_seconds.labels(path).observe(time.perf_counter() - start)
-        return response
 
 
 def _install_ui(app: FastAPI) -> None:
