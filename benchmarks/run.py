@@ -1,8 +1,9 @@
 """Engine and decode benchmarks: ``.venv/bin/python benchmarks/run.py [--quick]``.
 
 Model-only latency at batch 1 and throughput at batch 1/8/32 for every engine (torch eager,
-TorchScript, ONNX Runtime FP32 and INT8) and model, and decode+preprocess time for 640-px and
-12-MP JPEGs. Prints a markdown table and writes ``benchmarks/results/latest.{json,md}`` and a
+TorchScript, ONNX Runtime and OpenVINO, FP32 and INT8) and model, decode+preprocess time for
+640-px and 12-MP JPEGs, and the CPU's own FP32 and INT8 GEMM rates (the floor no engine beats).
+Prints a markdown table and writes ``benchmarks/results/latest.{json,md}`` and a
 latency-vs-throughput plot ``latest.png``. Ratios are against torch eager measured in the same
 run, so numbers from different machines compare by ratio, not ms. ResNet-18 runs with random
 weights when its real file is absent: speed does not depend on the values of the weights. INT8
@@ -27,7 +28,7 @@ from PIL import Image
 
 from recognizer.config import Settings
 from recognizer.engines import load_engine
-from recognizer.imaging import decode_image, preprocess
+from recognizer.imaging import load_input
 from recognizer.models import get_model_spec
 from recognizer.models.weights import ResolvedWeights, resolve_weights
 
@@ -120,24 +121,82 @@ def bench_decode(repeats: int) -> list[dict]:
         buffer = io.BytesIO()
         cat.resize(size).save(buffer, format="JPEG", quality=90)
         blob = buffer.getvalue()
-        full = statistics.median(timed(lambda blob=blob: preprocess(decode_image(blob), spec), repeats))
-        draft = statistics.median(
-            timed(
-                lambda blob=blob: preprocess(decode_image(blob, draft_short_side=spec.resize), spec), repeats
-            )
-        )
+        exact = statistics.median(timed(lambda blob=blob: load_input(blob, spec, draft=False), repeats))
+        fast = statistics.median(timed(lambda blob=blob: load_input(blob, spec, draft=True), repeats))
         rows.append(
             {
                 "jpeg": label,
-                "full_decode_ms": round(full, 2),
-                "draft_decode_ms": round(draft, 2),
-                "speedup": round(full / draft, 2),
+                "exact_ms": round(exact, 2),
+                "fast_ms": round(fast, 2),
+                "speedup": round(exact / fast, 2),
             }
         )
     return rows
 
 
-def markdown(engines: list[dict], decode: list[dict]) -> str:
+def bench_ceiling(repeats: int) -> dict:
+    """What this CPU can do at all: ONNX Runtime's own FP32 and u8 x s8 GEMM rates on all cores.
+
+    A model cannot run faster than its multiply-accumulates divided by this rate, so the engine
+    rows read as a fraction of the hardware's limit, on any machine (AVX2 vs AVX-512 VNNI differ ~2x).
+    """
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    size, rng = 1024, np.random.default_rng(0)
+    cases = {
+        "fp32": (
+            "MatMul",
+            (TensorProto.FLOAT, TensorProto.FLOAT),
+            rng.standard_normal((size, size), dtype=np.float32),
+            rng.standard_normal((size, size), dtype=np.float32),
+        ),
+        "int8": (
+            "MatMulInteger",
+            (TensorProto.UINT8, TensorProto.INT32),
+            rng.integers(0, 255, (size, size), dtype=np.uint8),
+            rng.integers(-127, 127, (size, size), dtype=np.int8),
+        ),
+    }
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    macs = {"resnet18": _resnet18_gmacs()}
+    result: dict = {"cpu_flags": _simd_flags()}
+    for precision, (op, (input_type, output_type), a, b) in cases.items():
+        graph = helper.make_graph(
+            [helper.make_node(op, ["A", "B"], ["Y"])],
+            precision,
+            [helper.make_tensor_value_info("A", input_type, [size, size])],
+            [helper.make_tensor_value_info("Y", output_type, [size, size])],
+            [numpy_helper.from_array(b, "B")],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        best_ms = min(timed(lambda session=session, a=a: session.run(None, {"A": a}), max(repeats // 4, 5)))
+        gmacs_per_s = size**3 / best_ms / 1e6
+        result[precision] = {
+            "gemm_gmac_per_s": round(gmacs_per_s, 1),
+            "floor_ms_per_image": {m: round(g / gmacs_per_s * 1e3, 2) for m, g in macs.items()},
+        }
+    return result
+
+
+def _resnet18_gmacs() -> float:
+    from torchvision.models import ResNet18_Weights
+
+    return float(ResNet18_Weights.IMAGENET1K_V1.meta["_ops"])  # torchvision's count, 1.814
+
+
+def _simd_flags() -> list[str]:
+    wanted = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"}
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0].split()
+    except (OSError, IndexError):
+        return []
+    return sorted(wanted.intersection(flags))
+
+
+def markdown(engines: list[dict], decode: list[dict], ceiling: dict) -> str:
     lines = ["| model | engine | batch | ms/image | images/s | vs torch |", "|---|---|---:|---:|---:|---:|"]
     lines += [
         f"| {r['model']} | {r['engine']} | {r['batch']} | {r['ms_per_image']} | {r['images_per_s']} | "
@@ -146,11 +205,22 @@ def markdown(engines: list[dict], decode: list[dict]) -> str:
     ]
     lines += [
         "",
-        "| JPEG | decode+preprocess full (ms) | with draft (ms) | speed-up |",
+        "| JPEG | decode+preprocess, exact (torchvision's pixels) ms | default (draft + cropped resize) ms "
+        "| speed-up |",
         "|---|---:|---:|---:|",
     ]
+    lines += [f"| {r['jpeg']} | {r['exact_ms']} | {r['fast_ms']} | {r['speedup']}x |" for r in decode]
     lines += [
-        f"| {r['jpeg']} | {r['full_decode_ms']} | {r['draft_decode_ms']} | {r['speedup']}x |" for r in decode
+        "",
+        f"CPU: {', '.join(ceiling['cpu_flags']) or 'no AVX2'}. "
+        "Hardware ceiling (ONNX Runtime's own GEMM, all cores) and the ResNet-18 floor it implies:",
+        "",
+        "| precision | GEMM GMAC/s | ResNet-18 floor ms/image |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {p} | {ceiling[p]['gemm_gmac_per_s']} | {ceiling[p]['floor_ms_per_image']['resnet18']} |"
+        for p in ("fp32", "int8")
     ]
     return "\n".join(lines)
 
@@ -196,6 +266,7 @@ def main() -> int:
             args.models.split(","), repeats, Path(scratch) / "cache", Path(scratch), args.calibration
         )
     decode = bench_decode(repeats)
+    ceiling = bench_ceiling(repeats)
     report = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -204,10 +275,11 @@ def main() -> int:
         },
         "engines": engines,
         "decode": decode,
+        "ceiling": ceiling,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
-    table = markdown(engines, decode)
+    table = markdown(engines, decode, ceiling)
     (RESULTS / "latest.md").write_text(table + "\n")
     plot(engines, RESULTS / "latest.png")
     print(table)
