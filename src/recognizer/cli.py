@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from recognizer.config import Settings
 from recognizer.engines import ENGINE_NAMES
+from recognizer.engines.devices import DEVICES
 from recognizer.errors import RecognizerError
 from recognizer.export.artifacts import EXPORTABLE
 from recognizer.imaging import find_images
@@ -89,6 +90,7 @@ def _print_table(result: Recognition) -> None:
 @click.option("--top-k", "-k", type=int, help="How many labels per image (default 5).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")
 @click.option("--threads", type=int, help="Intra-op threads (default: all cores).")
+@click.option("--device", type=click.Choice(DEVICES), help="auto (default): a usable CUDA GPU, else the CPU.")
 @click.option("--draft/--no-draft", "jpeg_draft", default=None, help="Fast JPEG downscale while decoding.")
 def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
     """Classify PHOTOS (files or folders) and print the Top-K ImageNet labels."""
@@ -100,7 +102,8 @@ def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
         click.echo(f"recognizer: note: {choice.reason}", err=True)
     if not as_json:
         weights = predictor.weights.describe() if predictor.weights else "no weights"
-        click.echo(f"model {choice.spec.name} · engine {predictor.engine.name} · {weights}\n")
+        engine = predictor.engine
+        click.echo(f"model {choice.spec.name} · engine {engine.name} on {engine.info.device} · {weights}\n")
     failures: list[str] = []
     try:
         for result in predictor.classify_stream(_read_all(photos, failures), settings.top_k):
@@ -124,6 +127,7 @@ def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights file for the default model.")
 @click.option("--engine", "-e", help=ENGINE_HELP)
 @click.option("--threads", type=int, help="Intra-op threads per worker (default: cores / workers).")
+@click.option("--device", type=click.Choice(DEVICES), help="auto (default): a usable CUDA GPU, else the CPU.")
 @click.option("--max-batch", type=int, help="Largest micro-batch (default 16).")
 @click.option("--max-wait-ms", type=float, help="Longest wait for a micro-batch to fill (default 5).")
 @click.option("--access-log/--no-access-log", default=None, help="Log every request (default on).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     weights_sha256: str | None = Field(None, description="Expected SHA-256 (or prefix) of --weights.")
     engine: str = Field(
         "auto", description="Inference engine: auto or one of recognizer.engines.ENGINE_NAMES."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where models run: auto takes a usable CUDA GPU, else the CPU."
     )
     top_k: int = Field(5, ge=1, le=1000)
     threads: int = Field(0, ge=0, description="Intra-op threads per engine; 0 = all cores.")

@@ -29,8 +29,13 @@ async def readyz(request: Request) -> dict[str, object]:
         raise NotReadyError(
             f"default model failed to load: {failure}" if failure else "default model is loading"
         )
-    loaded = service.models[service.default_model]
-    return {"status": "ready", "model": service.default_model, "engine": loaded.predictor.engine.name}
+    engine = service.models[service.default_model].predictor.engine
+    return {
+        "status": "ready",
+        "model": service.default_model,
+        "engine": engine.name,
+        "device": engine.info.device,
+    }
 
 
 @router.get("/metrics", tags=["ops"])

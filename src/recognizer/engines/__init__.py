@@ -10,6 +10,7 @@ import importlib.util
 from pathlib import Path
 
 from recognizer.engines.base import Engine, EngineInfo
+from recognizer.engines.devices import cuda_usable, resolve_device
 from recognizer.errors import EngineError, EngineUnavailableError
 from recognizer.models.spec import ModelSpec
 from recognizer.models.weights import ResolvedWeights
@@ -59,16 +60,21 @@ def pick_engine(requested: str) -> str:
     return requested
 
 
-def choose_auto(spec: ModelSpec, weights: ResolvedWeights, cache_dir: Path) -> str:
+def choose_auto(spec: ModelSpec, weights: ResolvedWeights, cache_dir: Path, device: str = "auto") -> str:
     """The fastest engine allowed for these weights.
 
-    An INT8 artifact (ONNX Runtime or OpenVINO) is eligible only when its manifest shows >= 99 %
-    top-1 agreement with FP32 on real photos and a lower measured latency than FP32; the fastest
-    eligible one wins. Otherwise the fastest installed FP32 engine.
+    On a usable CUDA GPU: ONNX Runtime FP32 (``--device cuda`` also accepts torch's CUDA). On the
+    CPU, an INT8 artifact (ONNX Runtime or OpenVINO) is eligible only when its manifest shows
+    >= 99 % top-1 agreement with FP32 on real photos and a lower measured latency than FP32; the
+    fastest eligible one wins. Otherwise the fastest installed FP32 engine.
     """
     from recognizer.export.artifacts import artifact_for, batch1_latency_ms, qualifies
 
     installed = available_engines()
+    if device != "cpu" and "onnxruntime" in installed and cuda_usable("onnxruntime"):
+        return "onnxruntime"
+    if device == "cuda":
+        return "torch" if "torch" in installed else "onnxruntime"  # load_engine says why if neither can
     candidates = [artifact_for(name, cache_dir, spec, weights) for name in _APPROXIMATE if name in installed]
     eligible = [artifact for artifact in candidates if qualifies(artifact)]
     if eligible:
@@ -80,16 +86,27 @@ def choose_auto(spec: ModelSpec, weights: ResolvedWeights, cache_dir: Path) -> s
 
 
 def load_engine(
-    name: str, spec: ModelSpec, weights: ResolvedWeights, cache_dir: Path, threads: int
+    name: str,
+    spec: ModelSpec,
+    weights: ResolvedWeights,
+    cache_dir: Path,
+    threads: int,
+    device: str = "auto",
 ) -> Engine:
-    """Build a ready-to-run engine for ``spec`` with ``weights``.
+    """Build a ready-to-run engine for ``spec`` with ``weights`` on ``device`` (auto, cpu, cuda).
 
     The FP32 ONNX and TorchScript files are built on first use; INT8 must have been exported.
     """
     name = pick_engine(name)
     if name == "auto":
-        name = choose_auto(spec, weights, cache_dir)
-    info = EngineInfo(name=name, model=spec.name, weights_sha256=weights.sha256, threads=threads)
+        name = choose_auto(spec, weights, cache_dir, device)
+    info = EngineInfo(
+        name=name,
+        model=spec.name,
+        weights_sha256=weights.sha256,
+        threads=threads,
+        device=resolve_device(device, name),
+    )
     if name == "torch":
         from recognizer.engines.torch_eager import TorchEngine
         from recognizer.models.architectures import load_network

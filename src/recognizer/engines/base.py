@@ -18,6 +18,7 @@ class EngineInfo:
     model: str
     weights_sha256: str
     threads: int
+    device: str = "cpu"
     details: dict[str, str] = field(default_factory=dict)
 
 

@@ -1,6 +1,8 @@
 """ONNX Runtime engine (FP32 or INT8 files). Imports no torch: files are built by recognizer.export.
 
-The CUDA provider is used first when the installed ONNX Runtime has it (``onnxruntime-gpu``).
+On ``device == "cuda"`` (see recognizer.engines.devices) the CUDA provider runs the graph, with the
+CPU provider for any node it lacks; otherwise the CPU provider alone, even where onnxruntime-gpu is
+installed.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ class OnnxRuntimeEngine(Engine):
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # warnings about unused initializers are noise for users
-        preferred = ("CUDAExecutionProvider", "CPUExecutionProvider")
-        providers = [p for p in preferred if p in ort.get_available_providers()]
+        providers = ["CPUExecutionProvider"]
+        if info.device == "cuda":
+            providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         self._input = self.session.get_inputs()[0].name
 

@@ -1,4 +1,4 @@
-"""PyTorch eager engine: the reference every other engine is compared with."""
+"""PyTorch eager engine: the reference every other engine is compared with; CPU or CUDA."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ class TorchEngine(Engine):
     def __init__(self, module: torch.nn.Module, info: EngineInfo) -> None:
         super().__init__(info)
         torch.set_num_threads(info.threads)
-        self.module = module.eval()
+        self.device = torch.device(info.device)
+        self.module = module.eval().to(self.device)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.module(torch.from_numpy(batch)).float().numpy()
+            return self.module(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
 
     def close(self) -> None:
         self.module = None  # type: ignore[assignment]

@@ -1,4 +1,4 @@
-"""TorchScript engine: a frozen, channels-last module built by ``recognizer export``."""
+"""TorchScript engine: a frozen, channels-last module built by ``recognizer export``; CPU or CUDA."""
 
 from __future__ import annotations
 
@@ -17,16 +17,17 @@ class TorchScriptEngine(Engine):
     def __init__(self, model_path: Path, info: EngineInfo) -> None:
         super().__init__(info)
         torch.set_num_threads(info.threads)
+        self.device = torch.device(info.device)
         with warnings.catch_warnings():  # TorchScript's deprecation notice; see recognizer.export.torchscript
             warnings.simplefilter("ignore", FutureWarning)
             self.module = torch.jit.optimize_for_inference(
-                torch.jit.load(str(model_path), map_location="cpu")
+                torch.jit.load(str(model_path), map_location=self.device)
             )
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            tensor = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
-            return self.module(tensor).float().numpy()
+            tensor = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
+            return self.module(tensor).float().cpu().numpy()
 
     def close(self) -> None:
         self.module = None  # type: ignore[assignment]

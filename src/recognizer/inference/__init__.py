@@ -48,7 +48,9 @@ def build_predictor(settings: Settings, choice: ModelChoice | None = None) -> Pr
         pinned_sha256=settings.weights_sha256,
         allow_download=settings.allow_download and settings.model is not None,
     )
-    engine = load_engine(settings.engine, spec, weights, settings.cache_dir, settings.effective_threads)
+    engine = load_engine(
+        settings.engine, spec, weights, settings.cache_dir, settings.effective_threads, settings.device
+    )
     limits = DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     configure_pillow(limits)
     return Predictor(
