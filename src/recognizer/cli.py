@@ -91,7 +91,12 @@ def _print_table(result: Recognition) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")
 @click.option("--threads", type=int, help="Intra-op threads (default: all cores).")
 @click.option("--device", type=click.Choice(DEVICES), help="auto (default): a usable CUDA GPU, else the CPU.")
-@click.option("--draft/--no-draft", "jpeg_draft", default=None, help="Fast JPEG downscale while decoding.")
+@click.option(
+    "--draft/--no-draft",
+    "jpeg_draft",
+    default=None,
+    help="Fast decode+resize (default); --no-draft: torchvision's exact pixels.",
+)
 def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
     """Classify PHOTOS (files or folders) and print the Top-K ImageNet labels."""
     settings = make_settings(**flags)

@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=1000)
     threads: int = Field(0, ge=0, description="Intra-op threads per engine; 0 = all cores.")
     batch_size: int = Field(8, ge=1, le=256, description="Images per engine call in batch jobs.")
-    jpeg_draft: bool = Field(True, description="Let libjpeg downscale big JPEGs while decoding.")
+    jpeg_draft: bool = Field(
+        True, description="JPEG draft decoding + cropped resize; False = torchvision's exact pixels."
+    )
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(50_000_000, ge=1)
     allow_download: bool = Field(True, description="Download missing weights of an explicitly named model.")

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torchvision.transforms._presets import ImageClassification
 
 from recognizer.errors import CorruptImageError, EmptyImageError, ImageTooLargeError, NotAnImageError
@@ -78,6 +78,15 @@ def test_exif_orientation_is_applied():
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
     assert decode_image(jpeg_bytes(landscape, exif=exif)).size == (20, 40)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_gives_pillows_upright_pixels(cat_photo, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = jpeg_bytes(cat_photo.resize((64, 48)), exif=exif)
+    expected = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    np.testing.assert_array_equal(np.asarray(decode_image(data)), np.asarray(expected.convert("RGB")))
 
 
 def test_empty_upload():
