@@ -27,7 +27,7 @@ test-fast:
 ## Engine/decode benchmarks, then HTTP against a Flask baseline (needs `apt-get install wrk`).
 bench:
 	$(BIN)/python benchmarks/run.py
-	$(BIN)/python benchmarks/http_load.py --clients 1,8,32
+	$(BIN)/python benchmarks/http_load.py --clients 1,8,32 --workers 1,2
 
 fmt:
 	$(BIN)/ruff format src tests benchmarks

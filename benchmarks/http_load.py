@@ -4,7 +4,8 @@ Starts `recognizer serve` and the minimal Flask + torchvision eager baseline on 
 with ResNet-18 (the same fixed-seed random weights: speed does not depend on their values),
 drives each with wrk (Debian package `wrk`) at 1 and 8 connections with a 640-px and a 12-MP
 JPEG, and prints req/s, p50, p99 and the ratio to Flask measured in the same run. One
-`recognizer serve` runs per engine in ``--engines``; INT8 ones are calibrated first on
+`recognizer serve` runs per engine in ``--engines`` and worker count in ``--workers`` (1,2 compares
+one 2-thread worker with two 1-thread workers); INT8 ones are calibrated first on
 ``--calibration`` (default ../shared/data/imagenet-samples). The service runs with
 ``--no-access-log`` (its metrics are the production record; the per-request log line costs ~14 %).
 Results go to ``benchmarks/results/http.json`` and ``http.md``.
@@ -136,6 +137,11 @@ def main() -> int:
     parser.add_argument("--images", default="640px,12MP")
     parser.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION)
     parser.add_argument("--engines", default="onnxruntime,onnxruntime-int8,openvino-int8")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="worker counts to run each engine with, e.g. 1,2 (threads = cores / workers)",
+    )
     parser.add_argument("--serve-args", default="--no-access-log", help="extra `recognizer serve` flags")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -164,21 +170,25 @@ def main() -> int:
     for engine in args.engines.split(","):
         if engine.endswith("-int8") and not build_int8(engine, weights, scratch / "cache", args.calibration):
             continue
-        port = free_port()
-        command = [
-            str(BIN / "recognizer"),
-            "serve",
-            "--port",
-            str(port),
-            "--model",
-            "resnet18",
-            "--weights",
-            str(weights),
-            "--engine",
-            engine,
-            *args.serve_args.split(),
-        ]
-        servers[f"recognizer {engine}"] = (start(command, env), f"http://127.0.0.1:{port}", "/v1/classify")
+        for workers in map(int, args.workers.split(",")):
+            port = free_port()
+            command = [
+                str(BIN / "recognizer"),
+                "serve",
+                "--port",
+                str(port),
+                "--model",
+                "resnet18",
+                "--weights",
+                str(weights),
+                "--engine",
+                engine,
+                "--workers",
+                str(workers),  # each worker gets cores / workers threads
+                *args.serve_args.split(),
+            ]
+            name = f"recognizer {engine}" + (f" x{workers} workers" if workers > 1 else "")
+            servers[name] = (start(command, env), f"http://127.0.0.1:{port}", "/v1/classify")
     rows = []
     try:
         for name, (process, url, _) in servers.items():
@@ -198,6 +208,9 @@ def main() -> int:
     finally:
         for process, _, _ in servers.values():
             process.terminate()
+        for process, _, _ in servers.values():
+            process.wait(timeout=30)
+        shutil.rmtree(scratch, ignore_errors=True)  # the INT8 and ONNX artifacts built for this run
     for row in rows:
         base = next(
             r
