@@ -8,7 +8,8 @@ JPEG, and prints req/s, p50, p99 and the ratio to Flask measured in the same run
 one 2-thread worker with two 1-thread workers); INT8 ones are calibrated first on
 ``--calibration`` (default ../shared/data/imagenet-samples). The service runs with
 ``--no-access-log`` (its metrics are the production record; the per-request log line costs ~14 %).
-Results go to ``benchmarks/results/http.json`` and ``http.md``.
+Each server's peak RSS (VmHWM of its largest process) is reported after the load. Results go to
+``benchmarks/results/http.json`` and ``http.md``.
 """
 
 from __future__ import annotations
@@ -126,6 +127,27 @@ def _latency(output: str, percentile: str) -> float:
     return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 1)
 
 
+def peak_rss_mb(pid: int) -> float:
+    """Largest peak resident memory among a server and its child processes (uvicorn's workers)."""
+    pids = [pid] + [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == pid]
+    return max(_vmhwm_kb(p) for p in pids) // 1024
+
+
+def _parent(proc: Path) -> int:
+    try:  # /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces, so split after ")"
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _vmhwm_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -205,6 +227,7 @@ def main() -> int:
                             **wrk(url, photo, path, clients, args.seconds),
                         }
                     )
+        memory = {name: peak_rss_mb(process.pid) for name, (process, _, _) in servers.items()}
     finally:
         for process, _, _ in servers.values():
             process.terminate()
@@ -219,7 +242,7 @@ def main() -> int:
         )
         row["rps_vs_flask"] = round(row["rps"] / base["rps"], 2)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "http.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / "http.json").write_text(json.dumps({"requests": rows, "peak_rss_mb": memory}, indent=2))
     table = [
         "| server | image | clients | req/s | p50 ms | p99 ms | errors | req/s vs Flask |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -229,6 +252,8 @@ def main() -> int:
         f"{r['errors']} | {r['rps_vs_flask']}x |"
         for r in rows
     ]
+    table += ["", "| server | peak RSS of its largest process (VmHWM), MB |", "|---|---:|"]
+    table += [f"| {name} | {mb} |" for name, mb in memory.items()]
     (RESULTS / "http.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
     return 0

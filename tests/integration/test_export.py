@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -138,6 +139,21 @@ def test_resnet18_int8_export_with_any_weights(
     engine = load_engine("onnxruntime-int8", spec, weights, artifact_cache, threads=2)
     assert engine.infer(small.holdout.inputs[:4]).shape == (4, 1000)
     assert artifact.manifest["evaluation"]["photos"] == 32
+
+
+def test_first_start_builds_the_onnx_file_without_loading_torch_in_the_server(settings, tmp_path):
+    code = (
+        "import sys; from recognizer.config import Settings; "
+        "from recognizer.inference import build_predictor; "
+        "p = build_predictor(Settings()); "
+        "print(p.engine.name, 'torch' in sys.modules)"
+    )
+    env = os.environ | {"RECOGNIZER_CACHE_DIR": str(tmp_path / "empty-cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True, env=env
+    )
+    assert done.stdout.split() == ["onnxruntime", "False"]
+    assert list((tmp_path / "empty-cache" / "artifacts").glob("efficientnet_lite0-*-onnx-fp32-*/model.onnx"))
 
 
 def test_serving_from_onnx_never_imports_torch(artifact_cache, settings):

@@ -121,8 +121,8 @@ def load_engine(
 
     if name.endswith("-int8"):  # calibrated only by `recognizer export`, never implicitly
         path = artifacts.require(name, cache_dir, spec, weights).path
-    else:
-        path = artifacts.build(name, cache_dir, spec, weights).path
+    else:  # built on first use, in a child process so that torch never loads here
+        path = artifacts.build_in_child_process(name, cache_dir, spec, weights).path
     if name.startswith("openvino"):
         from recognizer.engines.openvino import OpenVinoEngine
 

@@ -6,7 +6,9 @@ ONNX Runtime, or new weights, never reuses a stale artifact.
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,22 @@ def build(
 
     build_once(artifact.folder, make)
     return artifact
+
+
+def build_in_child_process(
+    engine: str, cache_dir: Path, spec: ModelSpec, weights: ResolvedWeights
+) -> Artifact:
+    """:func:`build` for a serving process: a missing artifact is built in a fresh child process.
+
+    Exporting imports torch, which stays resident (measured: a worker that built its ONNX file in
+    process peaked at 1.1 GB, against 0.17-0.22 GB when the file was cached); an ONNX Runtime or
+    OpenVINO server should never carry it, not even on its first start.
+    """
+    artifact = artifact_for(engine, cache_dir, spec, weights)
+    if artifact.manifest is not None:
+        return artifact
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
+        return child.submit(build, engine, cache_dir, spec, weights).result()
 
 
 def _calibrated_differently(artifact: Artifact, calibration: CalibrationSplit | None, method: str) -> bool:
