@@ -28,6 +28,7 @@ from PIL import Image
 
 from recognizer.config import Settings
 from recognizer.engines import load_engine
+from recognizer.export import int8
 from recognizer.imaging import load_input
 from recognizer.models import get_model_spec
 from recognizer.models.weights import ResolvedWeights, resolve_weights
@@ -161,7 +162,8 @@ def bench_ceiling(repeats: int) -> dict:
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count() or 1
     macs = {"resnet18": _resnet18_gmacs()}
-    result: dict = {"cpu_flags": _simd_flags()}
+    wanted = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"}
+    result: dict = {"cpu_flags": sorted(wanted & int8.cpu_flags()), "int8_weight_bits": int8.weight_bits()}
     for precision, (op, (input_type, output_type), a, b) in cases.items():
         graph = helper.make_graph(
             [helper.make_node(op, ["A", "B"], ["Y"])],
@@ -187,15 +189,6 @@ def _resnet18_gmacs() -> float:
     return float(ResNet18_Weights.IMAGENET1K_V1.meta["_ops"])  # torchvision's count, 1.814
 
 
-def _simd_flags() -> list[str]:
-    wanted = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"}
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0].split()
-    except (OSError, IndexError):
-        return []
-    return sorted(wanted.intersection(flags))
-
-
 def markdown(engines: list[dict], decode: list[dict], ceiling: dict) -> str:
     lines = ["| model | engine | batch | ms/image | images/s | vs torch |", "|---|---|---:|---:|---:|---:|"]
     lines += [
@@ -212,7 +205,8 @@ def markdown(engines: list[dict], decode: list[dict], ceiling: dict) -> str:
     lines += [f"| {r['jpeg']} | {r['exact_ms']} | {r['fast_ms']} | {r['speedup']}x |" for r in decode]
     lines += [
         "",
-        f"CPU: {', '.join(ceiling['cpu_flags']) or 'no AVX2'}. "
+        f"CPU: {', '.join(ceiling['cpu_flags']) or 'no AVX2'}; "
+        f"INT8 weights are exported with {ceiling['int8_weight_bits']} bits here. "
         "Hardware ceiling (ONNX Runtime's own GEMM, all cores) and the ResNet-18 floor it implies:",
         "",
         "| precision | GEMM GMAC/s | ResNet-18 floor ms/image |",

@@ -45,14 +45,17 @@ def artifact_for(engine: str, cache_dir: Path, spec: ModelSpec, weights: Resolve
     stem = f"{spec.name}-{weights.sha256[:16]}"
     if engine == "onnxruntime":
         return Artifact(engine, onnx.onnx_artifact_dir(cache_dir, spec, weights), onnx.MODEL_FILE)
-    if engine == "onnxruntime-int8":
-        key = f"{stem}-onnx-int8-ort{package_version('onnxruntime')}-torch{package_version('torch')}"
+    if engine == "onnxruntime-int8":  # s7 or s8 weights: see int8.weight_bits
+        versions = f"ort{package_version('onnxruntime')}-torch{package_version('torch')}"
+        key = f"{stem}-onnx-int8-s{int8.weight_bits()}-{versions}"
         return Artifact(engine, cache_dir / "artifacts" / key, int8.MODEL_FILE)
     if engine == "torchscript":
         key = f"{stem}-torchscript-torch{package_version('torch')}"
         return Artifact(engine, cache_dir / "artifacts" / key, torchscript.MODEL_FILE)
     if engine in ("openvino", "openvino-int8"):
         precision = engine.removeprefix("openvino").lstrip("-") or "fp32"
+        if precision == "int8":
+            precision += f"-s{int8.weight_bits()}"
         versions = "-".join(f"{tag}{package_version(name)}" for tag, name in _OPENVINO_TOOLCHAIN)
         key = f"{stem}-openvino-{precision}-{versions}"
         return Artifact(engine, cache_dir / "artifacts" / key, openvino.MODEL_FILE)

@@ -1,6 +1,10 @@
 """Static INT8 quantization with ONNX Runtime: QDQ, per-channel weights, calibrated on real photos.
 
-u8 activations x s8 weights is what x86 VNNI/AVX-512 kernels run fastest. The calibration method
+u8 activations x s8 weights is what x86 kernels run fastest. On CPUs without INT8 dot-product
+instructions (VNNI, AMX) those kernels multiply with AVX2's ``vpmaddubsw``, whose 16-bit pair
+sums saturate with full-range weights; there the weights are quantized to 7 bits (ONNX Runtime's
+``reduce_range``). Measured on an AVX2-only CPU, EfficientNet-Lite0 on 300 holdout photos: top-1
+agreement with FP32 85.0 % with 8-bit weights, 94.3 % with 7-bit ones. The calibration method
 (minmax, percentile, entropy) is recorded in the manifest with the measured top-1 agreement with
 FP32 on holdout photos; ``--engine auto`` only ever serves an INT8 artifact whose agreement is at
 least 99 %.
@@ -9,6 +13,7 @@ least 99 %.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import shutil
 from pathlib import Path
@@ -23,6 +28,25 @@ from recognizer.export.evaluate import compare
 Method = Literal["minmax", "percentile", "entropy"]
 METHODS: tuple[Method, ...] = ("minmax", "percentile", "entropy")
 MODEL_FILE = "model.onnx"
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where that cannot be read."""
+    try:
+        return frozenset(Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0].split())
+    except (OSError, IndexError):
+        return frozenset()
+
+
+def saturating_cpu() -> bool:
+    """True unless this CPU is known to have INT8 dot products (VNNI, AMX); unknown counts as True."""
+    return not {"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags()
+
+
+def weight_bits() -> int:
+    """Bits of the INT8 weights this machine's export uses: 7 where u8 x s8 products saturate."""
+    return 7 if saturating_cpu() else 8
 
 
 def session(path: Path, threads: int) -> Any:
@@ -51,7 +75,12 @@ def quantize(
     reference, candidate = session(fp32, threads), session(folder / MODEL_FILE, threads)
     return {
         "precision": "int8",
-        "quantization": {"format": "QDQ", "weights": "s8 per-channel", "activations": "u8", "method": method},
+        "quantization": {
+            "format": "QDQ",
+            "weights": f"s{weight_bits()} per-channel",
+            "activations": "u8",
+            "method": method,
+        },
         "calibration": {
             "source": split.source,
             "fingerprint": split.fingerprint,
@@ -96,5 +125,6 @@ def _quantize_static(prepared: Path, output: Path, split: CalibrationSplit, meth
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=methods[method],
+        reduce_range=weight_bits() == 7,
         extra_options={"CalibPercentile": 99.999} if method == "percentile" else {},
     )
