@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recognizer.engines.devices import Device
 
 
 def _default_cache_dir() -> Path:
@@ -38,7 +39,7 @@ class Settings(BaseSettings):
     engine: str = Field(
         "auto", description="Inference engine: auto or one of recognizer.engines.ENGINE_NAMES."
     )
-    device: Literal["auto", "cpu", "cuda"] = Field(
+    device: Device = Field(
         "auto", description="Where models run: auto takes a usable CUDA GPU, else the CPU."
     )
     top_k: int = Field(5, ge=1, le=1000)

@@ -12,7 +12,7 @@ from typing import Literal
 from recognizer.errors import EngineUnavailableError
 
 Device = Literal["auto", "cpu", "cuda"]
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda")
 #: engines with a CUDA path; INT8 artifacts are tuned for CPU instructions and OpenVINO's GPU is Intel's
 GPU_ENGINES = ("onnxruntime", "torch", "torchscript")
 
