@@ -28,6 +28,7 @@ from recognizer.models import get_model_spec, list_model_specs
 from recognizer.models import weights as weights_store
 
 ENGINE_HELP = f"auto (default) or one of: {', '.join(ENGINE_NAMES)}."
+DEVICE_HELP = "auto (default): a usable CUDA GPU, else the CPU; or cpu, cuda."
 
 
 def _fail(message: str) -> NoReturn:
@@ -90,7 +91,7 @@ def _print_table(result: Recognition) -> None:
 @click.option("--top-k", "-k", type=int, help="How many labels per image (default 5).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")
 @click.option("--threads", type=int, help="Intra-op threads (default: all cores).")
-@click.option("--device", type=click.Choice(DEVICES), help="auto (default): a usable CUDA GPU, else the CPU.")
+@click.option("--device", type=click.Choice(DEVICES), help=DEVICE_HELP)
 @click.option(
     "--draft/--no-draft",
     "jpeg_draft",
@@ -132,7 +133,7 @@ def predict(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights file for the default model.")
 @click.option("--engine", "-e", help=ENGINE_HELP)
 @click.option("--threads", type=int, help="Intra-op threads per worker (default: cores / workers).")
-@click.option("--device", type=click.Choice(DEVICES), help="auto (default): a usable CUDA GPU, else the CPU.")
+@click.option("--device", type=click.Choice(DEVICES), help=DEVICE_HELP)
 @click.option("--max-batch", type=int, help="Largest micro-batch (default 16).")
 @click.option("--max-wait-ms", type=float, help="Longest wait for a micro-batch to fill (default 5).")
 @click.option("--access-log/--no-access-log", default=None, help="Log every request (default on).")

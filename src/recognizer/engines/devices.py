@@ -34,9 +34,9 @@ def resolve_device(requested: str, engine: str) -> str:
     """``auto``/``cpu``/``cuda`` -> ``cpu`` or ``cuda`` for this engine; ``cuda`` fails if impossible."""
     if requested not in DEVICES:
         raise EngineUnavailableError(f"unknown device {requested!r}; choose one of: {', '.join(DEVICES)}")
-    if requested == "cpu" or (engine not in GPU_ENGINES and requested == "auto"):
+    if requested == "cpu":
         return "cpu"
-    if cuda_usable(engine):
+    if engine in GPU_ENGINES and cuda_usable(engine):
         return "cuda"
     if requested == "auto":
         return "cpu"
