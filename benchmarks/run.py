@@ -27,9 +27,9 @@ import numpy as np
 from PIL import Image
 
 from recognizer.config import Settings
-from recognizer.engines import load_engine
 from recognizer.export import int8
 from recognizer.imaging import load_input
+from recognizer.inference.loading import load_engine
 from recognizer.models import get_model_spec
 from recognizer.models.weights import ResolvedWeights, resolve_weights
 

@@ -1,19 +1,34 @@
-"""The one typed settings object.
+"""The one typed settings object, grouped in sections.
 
 Values come from, in rising priority: defaults, ``RECOGNIZER_*`` environment variables, and CLI
-flags (the CLI passes them as keyword arguments). Settings are built once at start-up and passed
-down; no module reads the environment on its own.
+flags (the CLI passes them as keyword arguments). Environment names stay flat
+(``RECOGNIZER_MAX_BATCH``, not ``RECOGNIZER_BATCHING__MAX_BATCH``) because they are what users type;
+the object groups them into sections (``settings.batching.max_batch``) because that is how the code
+reads them. Flat keyword arguments (``Settings(max_batch=4)``) go to their section. Settings are
+built once at start-up and passed down; no module reads the environment on its own.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from recognizer.engines.devices import Device
+from recognizer.engines.kinds import ENGINE_NAMES
+
+_ENV = SettingsConfigDict(
+    env_prefix="RECOGNIZER_", extra="forbid", validate_default=True, populate_by_name=True
+)
 
 
 def _default_cache_dir() -> Path:
@@ -28,46 +43,142 @@ def _default_torch_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torch"
 
 
-class Settings(BaseSettings):
-    """Runtime configuration; every field is documented in README.md (section Configuration)."""
+class EngineSettings(BaseSettings):
+    """Which engine runs the models, where, with how many threads."""
 
-    model_config = SettingsConfigDict(env_prefix="RECOGNIZER_", extra="forbid", validate_default=True)
+    model_config = _ENV
 
-    model: str | None = Field(None, description="Model name; None picks resnet18 if its weights are local.")
-    weights: Path | None = Field(None, description="Explicit weights file for the chosen model.")
-    weights_sha256: str | None = Field(None, description="Expected SHA-256 (or prefix) of --weights.")
-    engine: str = Field(
-        "auto", description="Inference engine: auto or one of recognizer.engines.ENGINE_NAMES."
+    name: str = Field(
+        "auto",
+        validation_alias=AliasChoices("RECOGNIZER_ENGINE", "engine"),
+        description="Inference engine: auto or one of recognizer.engines.ENGINE_NAMES.",
     )
     device: Device = Field(
         "auto", description="Where models run: auto takes a usable CUDA GPU, else the CPU."
     )
-    top_k: int = Field(5, ge=1, le=1000)
-    threads: int = Field(0, ge=0, description="Intra-op threads per engine; 0 = all cores.")
-    batch_size: int = Field(8, ge=1, le=256, description="Images per engine call in batch jobs.")
-    jpeg_draft: bool = Field(
-        True, description="JPEG draft decoding + cropped resize; False = torchvision's exact pixels."
-    )
-    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(50_000_000, ge=1)
-    allow_download: bool = Field(True, description="Download missing weights of an explicitly named model.")
-    host: str = Field("127.0.0.1", description="Address `recognizer serve` listens on.")
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=64, description="Server processes; threads are split between them.")
-    max_batch: int = Field(16, ge=1, le=256, description="Largest micro-batch the server forms.")
-    access_log: bool = Field(True, description="uvicorn's per-request log line (metrics cover the rest).")
-    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long a lone request waits for company.")
-    cache_dir: Path = Field(default_factory=_default_cache_dir, description="ONNX and other artifacts.")
-    torch_home: Path = Field(default_factory=_default_torch_home, description="Torch hub cache root.")
+    threads: int = Field(0, ge=0, description="Intra-op threads per engine; 0 = cores / workers.")
 
-    @field_validator("engine")
+    @field_validator("name")
     @classmethod
     def _known_engine(cls, value: str) -> str:
-        from recognizer.engines import ENGINE_NAMES
-
         if value != "auto" and value not in ENGINE_NAMES:
             raise ValueError(f"unknown engine {value!r}; choose one of: auto, {', '.join(ENGINE_NAMES)}")
         return value
+
+
+class BatchingSettings(BaseSettings):
+    """How inputs are grouped into engine calls: by the server's micro-batcher and by batch commands."""
+
+    model_config = _ENV
+
+    max_batch: int = Field(16, ge=1, le=256, description="Largest engine batch.")
+    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long a lone input waits for company.")
+
+
+class LimitSettings(BaseSettings):
+    """What untrusted input may cost before it is refused."""
+
+    model_config = _ENV
+
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(50_000_000, ge=1)
+
+
+class ServerSettings(BaseSettings):
+    """`recognizer serve`: where it listens and how many processes it runs."""
+
+    model_config = _ENV
+
+    host: str = Field("127.0.0.1", description="Listen address.")
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="Server processes; threads are split between them.")
+    access_log: bool = Field(True, description="uvicorn's per-request log line (metrics cover the rest).")
+
+
+#: section field -> its class; a flat keyword argument or CLI flag named like one of the class's
+#: fields goes to that section
+SECTIONS: dict[str, type[BaseSettings]] = {
+    "engine": EngineSettings,
+    "batching": BatchingSettings,
+    "limits": LimitSettings,
+    "server": ServerSettings,
+}
+#: flat names that differ from the section's field name
+_FLAT_ALIASES = {"engine": ("engine", "name")}
+
+
+def _flat_keys(section: type[BaseSettings]) -> dict[str, str]:
+    keys = {name: name for name in section.model_fields}
+    for flat, (owner, field) in _FLAT_ALIASES.items():
+        if SECTIONS[owner] is section:
+            keys.pop(field, None)
+            keys[flat] = field
+    return keys
+
+
+class _FlatEnvSource(EnvSettingsSource):
+    """Top-level environment values, leaving sections to read their own (``RECOGNIZER_ENGINE`` is the
+    engine's name, not a JSON document for the whole section)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in SECTIONS:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every setting is documented in README.md (section Configuration)."""
+
+    model_config = _ENV
+
+    model: str | None = Field(None, description="Model name; None picks resnet18 if its weights are local.")
+    weights: Path | None = Field(None, description="Explicit weights file for the chosen model.")
+    weights_sha256: str | None = Field(None, description="Expected SHA-256 (or prefix) of --weights.")
+    top_k: int = Field(5, ge=1, le=1000, description="Labels per image, wherever a caller gives none.")
+    labels: Path | None = Field(None, description="CSV/JSON file of custom display names for the classes.")
+    groups: str = Field(
+        "off", description="Label groups in every result: off, builtin, or a CSV/JSON groups file."
+    )
+    jpeg_draft: bool = Field(
+        True, description="JPEG draft decoding + cropped resize; False = torchvision's exact pixels."
+    )
+    allow_download: bool = Field(True, description="Download missing weights of an explicitly named model.")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="ONNX and other artifacts.")
+    torch_home: Path = Field(default_factory=_default_torch_home, description="Torch hub cache root.")
+
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, **_: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _FlatEnvSource(settings_cls)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _route_flat_keys(cls, data: Any) -> Any:
+        """``Settings(threads=2)`` -> ``engine=EngineSettings(threads=2)``, the rest from the environment."""
+        if not isinstance(data, dict):
+            return data
+        for section, section_cls in SECTIONS.items():
+            given = {
+                field: data.pop(flat)
+                for flat, field in _flat_keys(section_cls).items()
+                if flat in data and not (flat == section and isinstance(data[flat], dict | BaseSettings))
+            }
+            if given:
+                existing = data.get(section)
+                base = existing.model_dump() if isinstance(existing, BaseSettings) else dict(existing or {})
+                data[section] = section_cls(**(base | given))
+        return data
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: str) -> str:
+        return value.strip() or "off"
 
     @property
     def hub_checkpoints(self) -> Path:
@@ -77,4 +188,8 @@ class Settings(BaseSettings):
     @property
     def effective_threads(self) -> int:
         """Intra-op threads per engine: given, or the cores split between workers (never oversubscribed)."""
-        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+        return self.engine.threads or max(1, (os.cpu_count() or 1) // self.server.workers)
+
+    def with_flags(self, **flags: Any) -> Settings:
+        """A copy with some settings changed, flat names allowed (``with_flags(model="resnet18")``)."""
+        return Settings(**(self.model_dump() | flags))

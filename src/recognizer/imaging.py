@@ -29,6 +29,9 @@ from recognizer.models.spec import Preprocessing
 #: file suffixes treated as images when a folder is given (CLI, calibration)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
+_ORIENTATION = 0x0112  # EXIF tag; values 5-8 rotate by 90 degrees, swapping width and height
+_TRANSPOSING = frozenset({5, 6, 7, 8})
+
 _FILTERS = {
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
@@ -45,10 +48,27 @@ class DecodeLimits:
 DEFAULT_LIMITS = DecodeLimits()
 
 
+@dataclass(frozen=True)
+class PreparedInput:
+    """One image ready for a model, with the facts about the original a caller may want to record."""
+
+    tensor: np.ndarray
+    #: the original image's upright size (before any draft downscaling or resizing)
+    width: int
+    height: int
+
+
 def decode_image(
     data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, draft_short_side: int | None = None
 ) -> Image.Image:
-    """Bytes -> upright 8-bit RGB image, or an :class:`ImageError` saying what is wrong.
+    """Bytes -> upright 8-bit RGB image, or an :class:`ImageError` saying what is wrong."""
+    return decode_with_size(data, limits, draft_short_side)[0]
+
+
+def decode_with_size(
+    data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, draft_short_side: int | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Bytes -> (upright 8-bit RGB image, original upright width and height), or an ImageError.
 
     ``draft_short_side``: for JPEGs, let the decoder downscale while keeping the short side at
     least this long. Pixel dimensions are checked from the header *before* decoding, so a
@@ -71,12 +91,14 @@ def decode_image(
         _draft(image, draft_short_side)
     try:
         image.load()
+        if image.getexif().get(_ORIENTATION, 1) in _TRANSPOSING:
+            width, height = height, width
         ImageOps.exif_transpose(image, in_place=True)  # no copy when upright, the usual case
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise CorruptImageError(
             f"the {image.format} image could not be decoded ({exc}); is it truncated?"
         ) from exc
-    return to_rgb(image)
+    return to_rgb(image), (width, height)
 
 
 def configure_pillow(limits: DecodeLimits) -> None:
@@ -203,8 +225,14 @@ def load_input(
     data: bytes, spec: Preprocessing, limits: DecodeLimits = DEFAULT_LIMITS, draft: bool = True
 ) -> np.ndarray:
     """Bytes -> model input for one image: decode (with limits) then preprocess."""
-    image = decode_image(data, limits, draft_short_side=spec.resize if draft else None)
-    return preprocess(image, spec, exact=not draft)
+    return prepare_input(data, spec, limits, draft).tensor
+
+
+def prepare_input(
+    data: bytes, spec: Preprocessing, limits: DecodeLimits = DEFAULT_LIMITS, draft: bool = True
+) -> PreparedInput:
+    image, (width, height) = decode_with_size(data, limits, draft_short_side=spec.resize if draft else None)
+    return PreparedInput(preprocess(image, spec, exact=not draft), width, height)
 
 
 def find_images(folder: Path) -> list[Path]:

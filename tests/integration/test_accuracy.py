@@ -21,8 +21,8 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms._presets import ImageClassification
 
-from recognizer.engines import load_engine
 from recognizer.imaging import load_input
+from recognizer.inference.loading import load_engine
 from recognizer.inference.postprocess import softmax
 from recognizer.models import get_model_spec
 from recognizer.models.weights import resolve_weights

@@ -9,13 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recognizer.api import create_app
-from recognizer.engines.base import EngineInfo
-from recognizer.engines.fake import FakeEngine
 from recognizer.imaging import load_input
-from recognizer.inference import Predictor
-from recognizer.inference.service import RecognitionService
+from recognizer.inference import Pipeline
 from recognizer.models import get_model_spec
-from tests.helpers import jpeg_bytes, png_bytes
+from tests.helpers import fake_loader, jpeg_bytes, png_bytes
 from tests.integration.conftest import wait_ready
 from tests.unit.test_imaging import _bomb_png
 
@@ -103,7 +100,7 @@ def test_unknown_route_is_a_problem_too(client):
 
 
 def test_byte_limit_is_413_before_decoding(api_settings, cat_jpeg):
-    small = api_settings.model_copy(update={"max_image_bytes": 1000})
+    small = api_settings.with_flags(max_image_bytes=1000)
     with TestClient(create_app(small)) as client:
         wait_ready(client)
         response = client.post("/v1/classify", files=upload(cat_jpeg))
@@ -121,7 +118,7 @@ def test_batch_endpoint_classifies_each_file_and_isolates_failures(client, cat_j
     results = response.json()["results"]
     assert [r["file"] for r in results] == ["cat.jpg", "broken.jpg", "cat.png"]
     assert results[0]["predictions"][0]["label"] in CATS and results[2]["predictions"][0]["label"] in CATS
-    assert results[1]["error"]["status"] == 415 and results[1]["predictions"] is None
+    assert results[1]["error"]["status"] == 415 and "predictions" not in results[1]
 
 
 def test_models_lists_the_registry_with_state(client):
@@ -189,21 +186,10 @@ def test_health_readiness_metrics_and_docs(client):
     assert "/v1/classify" in client.get("/openapi.json").json()["paths"]
 
 
-def _fake_predictor(gate: threading.Event | None = None):
-    spec = get_model_spec("efficientnet_lite0")
-
-    def factory(settings, choice):
-        if gate is not None:
-            gate.wait(30)
-        return Predictor(spec, FakeEngine(EngineInfo("fake", spec.name, "0" * 64, 1)))
-
-    return factory
-
-
 def test_not_ready_is_503_with_retry_after(api_settings, cat_jpeg):
     gate = threading.Event()
-    service = RecognitionService(api_settings, factory=_fake_predictor(gate=gate))
-    with TestClient(create_app(api_settings, service)) as client:
+    pipeline = Pipeline(api_settings, loader=fake_loader(gate=gate))
+    with TestClient(create_app(api_settings, pipeline)) as client:
         response = client.post("/v1/classify", files=upload(cat_jpeg))
         assert response.status_code == 503 and response.headers["retry-after"] == "1"
         assert client.get("/readyz").status_code == 503 and client.get("/healthz").status_code == 200
@@ -213,10 +199,93 @@ def test_not_ready_is_503_with_retry_after(api_settings, cat_jpeg):
 
 
 def test_engine_failure_is_a_500_problem_not_a_crash(api_settings, cat_jpeg):
-    service = RecognitionService(api_settings, factory=_fake_predictor())
-    with TestClient(create_app(api_settings, service)) as client:
+    pipeline = Pipeline(api_settings, loader=fake_loader())
+    with TestClient(create_app(api_settings, pipeline)) as client:
         wait_ready(client)
-        service.models["efficientnet_lite0"].predictor.engine.fail = True  # breaks after a good warm-up
+        pipeline.models["efficientnet_lite0"].model.engine.fail = True  # breaks after a good warm-up
         response = client.post("/v1/classify", files=upload(cat_jpeg))
         assert response.status_code == 500 and response.headers["content-type"] == PROBLEM
         assert client.get("/healthz").status_code == 200
+
+
+def test_groups_over_http_say_there_is_a_cat(client, cat_jpeg):
+    body = client.post("/v1/classify", files=upload(cat_jpeg), params={"groups": "true"}).json()
+    assert body["groups"][0]["name"] == "cat" and body["groups"][0]["score"] > 0.5
+    assert "groups" not in client.post("/v1/classify", files=upload(cat_jpeg)).json()  # off by default
+    batch = client.post(
+        "/v1/classify/batch", files=[("file", ("a.jpg", cat_jpeg, "image/jpeg"))], params={"groups": 1}
+    )
+    assert batch.json()["results"][0]["groups"][0]["name"] == "cat"
+
+
+def test_the_server_honours_top_k_labels_and_groups_from_the_environment(
+    monkeypatch, tmp_path, api_settings, cat_jpeg
+):
+    """What `RECOGNIZER_TOP_K=2 recognizer serve` runs: workers build their settings from the environment."""
+    from recognizer.api.app import create_app_from_env
+    from recognizer.models.labels import imagenet1k_labels
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("".join(f"{c.wnid},Klasse {c.index}\n" for c in imagenet1k_labels()), "utf-8")
+    for key, value in {
+        "TOP_K": "2",
+        "LABELS": str(labels),
+        "GROUPS": "builtin",
+        "CACHE_DIR": str(api_settings.cache_dir),
+        "THREADS": "2",
+    }.items():
+        monkeypatch.setenv(f"RECOGNIZER_{key}", value)
+    monkeypatch.setenv("TORCH_HOME", str(api_settings.torch_home))
+    with TestClient(create_app_from_env()) as served:
+        wait_ready(served)
+        body = served.post("/v1/classify", files=upload(cat_jpeg)).json()
+        assert len(body["predictions"]) == 2 and body["predictions"][0]["label"].startswith("Klasse 28")
+        assert body["groups"][0]["name"] == "cat"
+        assert (
+            len(
+                served.post("/v1/classify", files=upload(cat_jpeg), params={"top_k": 4}).json()["predictions"]
+            )
+            == 4
+        )
+        assert (
+            "groups"
+            not in served.post("/v1/classify", files=upload(cat_jpeg), params={"groups": "false"}).json()
+        )
+
+
+def test_hooks_see_every_request_and_every_rejected_upload(api_settings, cat_jpeg):
+    from recognizer.inference import Hook
+
+    class Recorder(Hook):
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, str, str | None]] = []
+
+        def on_result(self, recognition) -> None:
+            self.seen.append((recognition.source, recognition.name, None))
+
+        def on_error(self, recognition) -> None:
+            self.seen.append((recognition.source, recognition.name, recognition.error.code))
+
+    recorder = Recorder()
+    pipeline = Pipeline(api_settings, loader=fake_loader())
+    with TestClient(create_app(api_settings, pipeline, hooks=(recorder,))) as hooked:
+        wait_ready(hooked)
+        hooked.post("/v1/classify", files=upload(cat_jpeg, "one.jpg"))
+        hooked.post("/v1/classify", files=upload(b"%PDF-1.4", "report.jpg"))
+        hooked.post("/predict", files=upload(cat_jpeg, "compat.jpg"))
+        hooked.post(
+            "/v1/classify/batch",
+            files=[("file", ("b1.jpg", cat_jpeg, "image/jpeg")), ("file", ("b2.jpg", b"", "image/jpeg"))],
+        )
+        metrics = hooked.get("/metrics").text
+    assert sorted(recorder.seen) == sorted(
+        [
+            ("api", "one.jpg", None),
+            ("api", "report.jpg", "not_an_image"),
+            ("compat", "compat.jpg", None),
+            ("batch", "b1.jpg", None),
+            ("batch", "b2.jpg", "empty_image"),
+        ]
+    )
+    assert 'recognizer_image_errors_total{type="not_an_image"} 1.0' in metrics
+    assert 'recognizer_recognitions_total{model="efficientnet_lite0",source="api"} 1.0' in metrics

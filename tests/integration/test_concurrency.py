@@ -12,7 +12,7 @@ from tests.helpers import jpeg_bytes
 
 async def _sixteen_at_once(app, photos: list[bytes]) -> list[httpx.Response]:
     async with app.router.lifespan_context(app):
-        await app.state.service.wait_ready()
+        await app.state.pipeline.wait_ready()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://recognizer") as client:
             return await asyncio.gather(
@@ -30,6 +30,6 @@ def test_sixteen_parallel_requests_are_answered_correctly_in_shared_batches(api_
     assert [r.status_code for r in responses] == [200] * 16
     labels = [r.json()["predictions"][0]["label"] for r in responses]
     assert sum(label in {"tabby", "tiger cat", "Egyptian cat"} for label in labels) >= 14  # rotated cats
-    metrics = app.state.service.metrics
+    metrics = app.state.metrics
     assert metrics.mean_batch("efficientnet_lite0") > 1
     assert "recognizer_mean_batch_size" in metrics.render().decode()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recognizer.engines import load_engine
 from recognizer.imaging import load_input
+from recognizer.inference.loading import load_engine
 from recognizer.models import get_model_spec
 from recognizer.models.weights import resolve_weights
 

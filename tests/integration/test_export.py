@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from recognizer.engines import choose_auto, load_engine
 from recognizer.errors import ConfigError, EngineUnavailableError
 from recognizer.export import artifacts
 from recognizer.export.calibration import load_split
+from recognizer.inference.loading import choose_auto, load_engine
 from recognizer.models import get_model_spec
 from recognizer.models.weights import resolve_weights
 from tests.conftest import SAMPLES_DIR
@@ -144,8 +144,8 @@ def test_resnet18_int8_export_with_any_weights(
 def test_first_start_builds_the_onnx_file_without_loading_torch_in_the_server(settings, tmp_path):
     code = (
         "import sys; from recognizer.config import Settings; "
-        "from recognizer.inference import build_predictor; "
-        "p = build_predictor(Settings()); "
+        "from recognizer.inference import load_model; "
+        "p = load_model(Settings()); "
         "print(p.engine.name, 'torch' in sys.modules)"
     )
     env = os.environ | {"RECOGNIZER_CACHE_DIR": str(tmp_path / "empty-cache")}
@@ -159,8 +159,8 @@ def test_first_start_builds_the_onnx_file_without_loading_torch_in_the_server(se
 def test_serving_from_onnx_never_imports_torch(artifact_cache, settings):
     code = (
         "import sys; from recognizer.config import Settings; "
-        "from recognizer.inference import build_predictor; "
-        "import recognizer.api.app; p = build_predictor(Settings()); "
+        "from recognizer.inference import load_model; "
+        "import recognizer.api.app; p = load_model(Settings()); "
         "print(p.engine.name, 'torch' in sys.modules)"
     )
     done = subprocess.run(

@@ -88,7 +88,7 @@ def test_weights_of_the_wrong_architecture_are_refused_clearly(runner, photos, r
 def test_unknown_model_and_bad_option_values_exit_2(runner, photos):
     assert "unknown model 'vgg'" in runner.invoke(main, ["predict", str(photos[0]), "-m", "vgg"]).stderr
     result = runner.invoke(main, ["predict", str(photos[0]), "--top-k", "0"])
-    assert result.exit_code == 2 and "top_k" in result.stderr
+    assert result.exit_code == 2 and "--top-k / RECOGNIZER_TOP_K" in result.stderr
 
 
 def test_models_lists_offline_availability(runner):
@@ -119,3 +119,48 @@ def test_installed_console_script_runs_offline(settings, photos):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["predictions"][0]["label"] in CAT_LABELS
+
+
+def test_top_k_from_the_environment_is_honoured(runner, photos, monkeypatch):
+    monkeypatch.setenv("RECOGNIZER_TOP_K", "2")
+    result = runner.invoke(main, ["predict", str(photos[0]), "--json"])
+    assert len(json.loads(result.stdout)["predictions"]) == 2
+
+
+def test_custom_labels_replace_the_names_but_keep_index_and_wnid(runner, photos, tmp_path):
+    from recognizer.models.labels import imagenet1k_labels
+
+    german = {"281": "Getigerte Katze", "282": "Tigerkatze", "285": "Ägyptische Katze"}
+    names = {str(c.index): german.get(str(c.index), f"Klasse {c.index}") for c in imagenet1k_labels()}
+    labels = tmp_path / "de.json"
+    labels.write_text(json.dumps(names, ensure_ascii=False), "utf-8")
+    result = runner.invoke(main, ["predict", str(photos[0]), "--json", "--labels", str(labels)])
+    top = json.loads(result.stdout)["predictions"][0]
+    assert (
+        top["label"] in german.values() and top["index"] in {281, 282, 285} and top["wnid"].startswith("n021")
+    )
+
+
+def test_a_bad_labels_file_is_refused_in_one_line(runner, photos, tmp_path):
+    labels = tmp_path / "short.csv"
+    labels.write_text("0,Schleie\n1,Goldfisch\n", "utf-8")
+    result = runner.invoke(main, ["predict", str(photos[0]), "--labels", str(labels)])
+    assert result.exit_code == 2 and "missing 998 of 1000 classes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_groups_say_there_is_a_cat(runner, photos, tmp_path):
+    result = runner.invoke(main, ["predict", str(photos[0]), "--json", "--groups"])
+    groups = json.loads(result.stdout)["groups"]
+    assert groups[0]["name"] == "cat" and groups[0]["score"] > 0.5
+    own = tmp_path / "groups.json"
+    own.write_text(json.dumps({"pets": ["n02123045", 282, "285", 207], "other": [0]}))
+    result = runner.invoke(main, ["predict", str(photos[0]), "--json", f"--groups={own}"])
+    assert [g["name"] for g in json.loads(result.stdout)["groups"]] == ["pets", "other"]
+
+
+def test_an_empty_folder_is_reported_not_silently_accepted(runner, tmp_path, settings):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(main, ["predict", str(empty)])
+    assert result.exit_code == 1 and "no images in this folder" in result.stderr

@@ -14,21 +14,34 @@ from recognizer import __version__
 from recognizer.api import problems, routes_ops, routes_v1, routes_v2
 from recognizer.api.middleware import GuardAndMeasure
 from recognizer.config import Settings
-from recognizer.inference.service import RecognitionService
+from recognizer.inference.hooks import Hook, Hooks
+from recognizer.inference.pipeline import Pipeline
+from recognizer.observability.metrics import Metrics, MetricsHook
 
 #: multipart framing on top of the image bytes themselves
 ENVELOPE_BYTES = 64 * 1024
 
 
-def create_app(settings: Settings | None = None, service: RecognitionService | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, pipeline: Pipeline | None = None, hooks: tuple[Hook, ...] = ()
+) -> FastAPI:
+    """The service: ``pipeline`` defaults to one built from ``settings``; ``hooks`` are added to it
+    after the metrics hook (history and alerts attach here)."""
     settings = settings or Settings()
-    service = service or RecognitionService(settings)
+    metrics = Metrics()
+    if pipeline is None:
+        pipeline = Pipeline(settings, Hooks(), on_batch=metrics.observe_batch)
+    else:
+        pipeline.on_batch = pipeline.on_batch or metrics.observe_batch
+    for hook in (MetricsHook(metrics), *hooks):
+        pipeline.hooks.add(hook)
+    metrics.watch_hooks(pipeline.hooks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service.start()
+        pipeline.start()
         yield
-        await service.stop()
+        await pipeline.stop()
 
     app = FastAPI(
         title="recognizer",
@@ -36,11 +49,12 @@ def create_app(settings: Settings | None = None, service: RecognitionService | N
         summary="Offline ImageNet-1K image recognition.",
         lifespan=lifespan,
     )
-    app.state.service = service
+    app.state.pipeline = pipeline
     app.state.settings = settings
+    app.state.metrics = metrics
     problems.install(app)
-    max_body = settings.max_image_bytes * routes_v1.MAX_BATCH_FILES + ENVELOPE_BYTES
-    app.add_middleware(GuardAndMeasure, max_body_bytes=max_body, metrics=service.metrics)
+    max_body = settings.limits.max_image_bytes * routes_v1.MAX_BATCH_FILES + ENVELOPE_BYTES
+    app.add_middleware(GuardAndMeasure, max_body_bytes=max_body, metrics=metrics)
     for module in (routes_v1, routes_v2, routes_ops):
         app.include_router(module.router)
     _install_ui(app)

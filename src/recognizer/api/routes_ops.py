@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from recognizer.api.deps import service_of
+from recognizer.api.deps import pipeline_of, settings_of
 from recognizer.api.schemas import CompatPrediction
 from recognizer.api.uploads import read_uploads
 from recognizer.errors import NotReadyError
+from recognizer.inference.pipeline import Options
 
 router = APIRouter()
 
@@ -23,16 +24,16 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", tags=["ops"])
 async def readyz(request: Request) -> dict[str, object]:
     """The default model is loaded and warmed up: send traffic."""
-    service = service_of(request)
-    if not service.ready:
-        failure = service.startup_error
+    pipeline = pipeline_of(request)
+    if not pipeline.ready:
+        failure = pipeline.startup_error
         raise NotReadyError(
             f"default model failed to load: {failure}" if failure else "default model is loading"
         )
-    engine = service.models[service.default_model].predictor.engine
+    engine = pipeline.models[pipeline.default_model].model.engine
     return {
         "status": "ready",
-        "model": service.default_model,
+        "model": pipeline.default_model,
         "engine": engine.name,
         "device": engine.info.device,
     }
@@ -41,15 +42,15 @@ async def readyz(request: Request) -> dict[str, object]:
 @router.get("/metrics", tags=["ops"])
 async def metrics(request: Request) -> Response:
     """Prometheus text format; ``recognizer_mean_batch_size`` shows micro-batching at work."""
-    return Response(service_of(request).metrics.render(), media_type="text/plain; version=0.0.4")
+    return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
 @router.post("/predict", response_model=list[CompatPrediction], tags=["compat"])
 async def predict_compat(
     request: Request, top_k: Annotated[int, Query(ge=1, le=1000)] = 5
 ) -> list[CompatPrediction]:
-    """Drop-in for the original Flask demo: multipart ``file`` -> ``[{label, probability}]``."""
-    service = service_of(request)
-    [(name, data)] = await read_uploads(request, service.settings.max_image_bytes)
-    result = await service.classify(data, None, top_k, source=name)
+    """Drop-in for the original Flask demo: multipart ``file`` -> ``[{label, probability}]`` (top 5)."""
+    [(name, data)] = await read_uploads(request, settings_of(request).limits.max_image_bytes)
+    options = Options(top_k=top_k, groups=False)
+    result = await pipeline_of(request).recognize(data, options=options, source="compat", name=name)
     return [CompatPrediction(label=p.label, probability=p.score) for p in result.predictions]

@@ -12,7 +12,7 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from recognizer import __version__
-from recognizer.api.deps import service_of
+from recognizer.api.deps import pipeline_of
 from recognizer.api.schemas import InferRequest, InferResponse, TensorIO
 from recognizer.errors import NotReadyError, RequestError
 from recognizer.models import get_model_spec
@@ -33,7 +33,7 @@ async def live() -> dict[str, bool]:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> dict[str, bool]:
-    if not service_of(request).ready:
+    if not pipeline_of(request).ready:
         raise NotReadyError("the default model is still loading")
     return {"ready": True}
 
@@ -61,7 +61,7 @@ async def model_metadata(name: str) -> dict[str, object]:
 @router.get("/models/{name}/ready")
 async def model_ready(name: str, request: Request) -> Response:
     spec = get_model_spec(name)
-    if spec.name not in service_of(request).models:
+    if spec.name not in pipeline_of(request).models:
         raise NotReadyError(f"model {spec.name} is not loaded")
     return Response(status_code=200)
 
@@ -70,7 +70,7 @@ async def model_ready(name: str, request: Request) -> Response:
 async def infer(name: str, body: InferRequest, request: Request) -> InferResponse:
     spec = get_model_spec(name)
     batch = _input_tensor(body, spec.preprocessing.crop)
-    logits = await service_of(request).infer_tensor(spec.name, batch)
+    logits = await pipeline_of(request).infer_tensor(spec.name, batch)
     output = TensorIO(name="logits", shape=list(logits.shape), datatype="FP32", data=logits.ravel().tolist())
     return InferResponse(model_name=spec.name, model_version="1", id=body.id, outputs=[output])
 

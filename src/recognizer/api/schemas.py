@@ -12,6 +12,11 @@ class PredictionOut(BaseModel):
     score: float = Field(description="softmax probability, 0-1")
 
 
+class GroupOut(BaseModel):
+    name: str = Field(description="label group, e.g. dog, vehicle")
+    score: float = Field(description="summed probability of the group's classes, 0-1")
+
+
 class Timing(BaseModel):
     decode: float
     infer: float
@@ -22,12 +27,14 @@ class ClassifyResponse(BaseModel):
     model: str
     engine: str
     predictions: list[PredictionOut]
+    groups: list[GroupOut] | None = Field(None, description="present when label groups are on")
     timing_ms: Timing
 
 
 class BatchItem(BaseModel):
     file: str
     predictions: list[PredictionOut] | None = None
+    groups: list[GroupOut] | None = None
     timing_ms: Timing | None = None
     error: dict[str, object] | None = Field(None, description="problem+json body when this file failed")
 

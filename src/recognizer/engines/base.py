@@ -1,13 +1,13 @@
 """The engine interface: a loaded model that maps a float32 NCHW batch to logits.
 
-Engines know nothing about images, labels or HTTP; they are built by :func:`recognizer.engines.load_engine`
-from a model spec and verified weights.
+Engines know nothing about images, labels or HTTP; the inference layer
+(:func:`recognizer.inference.loading.load_engine`) builds them from a model spec and verified weights.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,7 +19,6 @@ class EngineInfo:
     weights_sha256: str
     threads: int
     device: str = "cpu"
-    details: dict[str, str] = field(default_factory=dict)
 
 
 class Engine(ABC):

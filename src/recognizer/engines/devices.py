@@ -9,25 +9,25 @@ from __future__ import annotations
 
 from typing import Literal
 
+from recognizer.engines.kinds import GPU_ENGINES, engine_kind
 from recognizer.errors import EngineUnavailableError
 
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda")
-#: engines with a CUDA path; INT8 artifacts are tuned for CPU instructions and OpenVINO's GPU is Intel's
-GPU_ENGINES = ("onnxruntime", "torch", "torchscript")
 
 
 def cuda_usable(engine: str) -> bool:
     """Whether ``engine`` could run on a CUDA GPU right now (packages installed and a GPU visible)."""
-    if engine == "onnxruntime":
+    kind = engine_kind(engine)
+    if "cuda" not in kind.devices:
+        return False
+    if kind.backend == "onnxruntime":
         import onnxruntime as ort
 
         return "CUDAExecutionProvider" in ort.get_available_providers()
-    if engine in ("torch", "torchscript"):
-        import torch
+    import torch
 
-        return torch.cuda.is_available()
-    return False
+    return torch.cuda.is_available()
 
 
 def resolve_device(requested: str, engine: str) -> str:

@@ -15,21 +15,30 @@ import onnxruntime as ort
 from recognizer.engines.base import Engine, EngineInfo
 
 
+def open_session(model_path: Path, threads: int, device: str = "cpu") -> ort.InferenceSession:
+    """The one place session options are chosen, for serving and for export-time measurements alike.
+
+    The graph runs sequentially (one inter-op thread) with every intra-op thread on each op: for
+    these convolutional models that is fastest (docs/performance.md).
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # warnings about unused initializers are noise for users
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(str(model_path), options, providers=providers)
+
+
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
 
     def __init__(self, model_path: Path, info: EngineInfo) -> None:
         super().__init__(info)
         self.name = info.name  # "onnxruntime" or "onnxruntime-int8": same runtime, other file
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = info.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # warnings about unused initializers are noise for users
-        providers = ["CPUExecutionProvider"]
-        if info.device == "cuda":
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        self.session = open_session(model_path, info.threads, info.device)
         self._input = self.session.get_inputs()[0].name
 
     def _run(self, batch: np.ndarray) -> np.ndarray:

@@ -1,11 +1,14 @@
 """Which artifact each engine needs, where it lives in the cache, and how to build it.
 
 Folder names encode model, weights hash, format and toolchain version, so an upgrade of torch or
-ONNX Runtime, or new weights, never reuses a stale artifact.
+ONNX Runtime, or new weights, never reuses a stale artifact. An install without the export
+toolchain (the torch-free runtime) serves the artifacts it finds and never builds.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -13,17 +16,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recognizer.errors import ConfigError, EngineUnavailableError
+from recognizer.engines.kinds import ENGINE_KINDS, ArtifactFormat, engine_kind
+from recognizer.errors import ConfigError, EngineUnavailableError, RecognizerError, WeightsNotFoundError
 from recognizer.export import int8, onnx, openvino, torchscript
 from recognizer.export.cache import build_once, package_version, read_manifest
 from recognizer.export.calibration import CalibrationSplit
 from recognizer.models.spec import ModelSpec
 from recognizer.models.weights import ResolvedWeights
 
-EXPORTABLE = ("onnxruntime", "onnxruntime-int8", "openvino", "openvino-int8", "torchscript")
+log = logging.getLogger("recognizer.export")
+
+#: engines whose artifact ``recognizer export`` builds (torch eager runs the weights themselves)
+EXPORTABLE = tuple(kind.name for kind in ENGINE_KINDS if kind.artifact != "state-dict")
+#: the package whose presence means artifacts can be built here; without it, baked ones are used
+EXPORT_TOOLCHAIN = "torch"
 _OPENVINO_TOOLCHAIN = (("ov", "openvino"), ("ort", "onnxruntime"), ("torch", "torch"))
 #: INT8 artifacts must agree with FP32 on at least this share of holdout photos to be served by ``auto``
 AGREEMENT_BAR = 0.99
+_FILES = {
+    "onnx": onnx.MODEL_FILE,
+    "onnx-int8": int8.MODEL_FILE,
+    "torchscript": torchscript.MODEL_FILE,
+    "openvino-ir": openvino.MODEL_FILE,
+    "openvino-ir-int8": openvino.MODEL_FILE,
+}
 
 
 @dataclass(frozen=True)
@@ -41,25 +57,67 @@ class Artifact:
         return read_manifest(self.folder)
 
 
+def _format_tag(artifact: ArtifactFormat) -> str:
+    """What the folder name says about the format (INT8: s7 or s8 weights, see int8.weight_bits)."""
+    bits = f"s{int8.weight_bits()}"
+    return {
+        "onnx": f"onnx-fp32-opset{onnx.OPSET}",
+        "onnx-int8": f"onnx-int8-{bits}",
+        "torchscript": "torchscript",
+        "openvino-ir": "openvino-fp32",
+        "openvino-ir-int8": f"openvino-int8-{bits}",
+    }[artifact]
+
+
+def _toolchain_tag(artifact: ArtifactFormat) -> str:
+    """Versions of what built it, so an upgrade never reuses a stale artifact."""
+    if artifact.startswith("openvino"):
+        return "-".join(f"{tag}{package_version(name)}" for tag, name in _OPENVINO_TOOLCHAIN)
+    if artifact == "onnx-int8":
+        return f"ort{package_version('onnxruntime')}-torch{package_version('torch')}"
+    return f"torch{package_version('torch')}"
+
+
 def artifact_for(engine: str, cache_dir: Path, spec: ModelSpec, weights: ResolvedWeights) -> Artifact:
-    stem = f"{spec.name}-{weights.sha256[:16]}"
-    if engine == "onnxruntime":
-        return Artifact(engine, onnx.onnx_artifact_dir(cache_dir, spec, weights), onnx.MODEL_FILE)
-    if engine == "onnxruntime-int8":  # s7 or s8 weights: see int8.weight_bits
-        versions = f"ort{package_version('onnxruntime')}-torch{package_version('torch')}"
-        key = f"{stem}-onnx-int8-s{int8.weight_bits()}-{versions}"
-        return Artifact(engine, cache_dir / "artifacts" / key, int8.MODEL_FILE)
-    if engine == "torchscript":
-        key = f"{stem}-torchscript-torch{package_version('torch')}"
-        return Artifact(engine, cache_dir / "artifacts" / key, torchscript.MODEL_FILE)
-    if engine in ("openvino", "openvino-int8"):
-        precision = engine.removeprefix("openvino").lstrip("-") or "fp32"
-        if precision == "int8":
-            precision += f"-s{int8.weight_bits()}"
-        versions = "-".join(f"{tag}{package_version(name)}" for tag, name in _OPENVINO_TOOLCHAIN)
-        key = f"{stem}-openvino-{precision}-{versions}"
-        return Artifact(engine, cache_dir / "artifacts" / key, openvino.MODEL_FILE)
-    raise ConfigError(f"engine {engine!r} has no exportable artifact")
+    """The artifact this environment would build for ``engine``; without the export toolchain, the
+    newest baked one for the same model, weights and format (e.g. in a torch-free container)."""
+    kind = engine_kind(engine)
+    if kind.artifact == "state-dict":
+        raise ConfigError(f"engine {engine!r} has no exportable artifact")
+    prefix = f"{spec.name}-{weights.sha256[:16]}-{_format_tag(kind.artifact)}-"
+    artifact = Artifact(
+        engine, cache_dir / "artifacts" / (prefix + _toolchain_tag(kind.artifact)), _FILES[kind.artifact]
+    )
+    if artifact.manifest is None and not can_export():
+        return _newest_baked(artifact, prefix) or artifact
+    return artifact
+
+
+def can_export() -> bool:
+    return importlib.util.find_spec(EXPORT_TOOLCHAIN) is not None
+
+
+def _newest_baked(wanted: Artifact, prefix: str) -> Artifact | None:
+    found = [
+        Artifact(wanted.engine, folder, wanted.file) for folder in wanted.folder.parent.glob(prefix + "*")
+    ]
+    complete = [a for a in found if a.manifest is not None and a.path.is_file()]
+    return max(complete, key=lambda a: a.manifest["created"], default=None)  # type: ignore[index]
+
+
+def baked_weights(spec: ModelSpec, cache_dir: Path, pinned: str | None = None) -> ResolvedWeights | None:
+    """The published (or pinned) weights that a baked artifact of ``spec`` was built from.
+
+    Lets a runtime without the weights file (a torch-free container) serve the artifacts built from
+    it; artifacts of custom weights are only taken when their hash is pinned.
+    """
+    expected = (pinned or spec.weights.sha256).lower()
+    for folder in sorted((cache_dir / "artifacts").glob(f"{spec.name}-*")):
+        parent = (read_manifest(folder) or {}).get("parent", {})
+        if parent.get("weights_sha256", "").startswith(expected) and folder.name.startswith(spec.name + "-"):
+            name = Path(parent.get("weights_file", spec.weights.file_name)).name
+            return ResolvedWeights(Path(name), parent["weights_sha256"], "artifact", verified=True)
+    return None
 
 
 def build(
@@ -76,12 +134,17 @@ def build(
     artifact = artifact_for(engine, cache_dir, spec, weights)
     if force or _calibrated_differently(artifact, calibration, method):
         shutil.rmtree(artifact.folder, ignore_errors=True)
-    if engine.endswith("-int8") and artifact.manifest is None and calibration is None:
+    if artifact.manifest is None and (weights.origin == "artifact" or not can_export()):
+        raise _cannot_build(engine, spec, weights)
+    if engine_kind(engine).needs_calibration and artifact.manifest is None and calibration is None:
         raise ConfigError(
             f"INT8 needs real photos to calibrate on: recognizer export --model {spec.name} "
             f"--engine {engine} --calibration DIR (a few hundred photos)"
         )
     parent = {"weights_file": weights.path.name, "weights_sha256": weights.sha256}
+
+    def fp32_onnx() -> Path:
+        return build("onnxruntime", cache_dir, spec, weights).path
 
     def make(folder: Path) -> dict[str, Any]:
         if engine == "onnxruntime":
@@ -89,12 +152,10 @@ def build(
         if engine == "torchscript":
             details = torchscript.script(folder, spec, weights)
         elif engine == "onnxruntime-int8":
-            fp32 = onnx.ensure_onnx(cache_dir, spec, weights)
+            fp32 = fp32_onnx()
             details = int8.quantize(fp32, folder, calibration, method, threads) | {"parent_onnx": str(fp32)}
         elif engine == "openvino":
-            details = openvino.convert(onnx.ensure_onnx(cache_dir, spec, weights), folder) | {
-                "precision": "fp32"
-            }
+            details = openvino.convert(fp32_onnx(), folder) | {"precision": "fp32"}
         else:
             details = _openvino_int8(folder, cache_dir, spec, weights, calibration, method, threads)
         return {"model": spec.name, "engine": engine, "parent": parent} | details
@@ -115,8 +176,25 @@ def build_in_child_process(
     artifact = artifact_for(engine, cache_dir, spec, weights)
     if artifact.manifest is not None:
         return artifact
+    if weights.origin == "artifact" or not can_export():
+        raise _cannot_build(engine, spec, weights)
+    log.warning("building the %s artifact for %s (one time; later starts reuse it)", engine, spec.name)
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
         return child.submit(build, engine, cache_dir, spec, weights).result()
+
+
+def _cannot_build(engine: str, spec: ModelSpec, weights: ResolvedWeights) -> RecognizerError:
+    if weights.origin == "artifact":
+        return WeightsNotFoundError(
+            f"the {engine} engine needs {spec.name}'s weights file to build from, and only other "
+            f"artifacts of it are here; use another engine or get the weights "
+            f"(`recognizer weights import {spec.name} FILE`)"
+        )
+    return EngineUnavailableError(
+        f"no {engine} artifact for {spec.name} in the cache, and this install cannot build one (it has "
+        f"no export toolchain); run `recognizer export --model {spec.name} --engine {engine}` where "
+        f"`pip install 'recognizer[export]'` is installed, then copy its cache (RECOGNIZER_CACHE_DIR) here"
+    )
 
 
 def _calibrated_differently(artifact: Artifact, calibration: CalibrationSplit | None, method: str) -> bool:
@@ -146,7 +224,7 @@ def _openvino_int8(
     details = openvino.convert(quantized.path, folder)
     info = EngineInfo("openvino-int8", spec.name, weights.sha256, threads)
     candidate = OpenVinoEngine(folder / openvino.MODEL_FILE, info)
-    reference = int8.session(onnx.ensure_onnx(cache_dir, spec, weights), threads)
+    reference = int8.session(build("onnxruntime", cache_dir, spec, weights).path, threads)
     evaluation = compare(lambda x: reference.run(None, {"input": x})[0], candidate.infer, calibration.holdout)
     return details | {
         "precision": "int8",

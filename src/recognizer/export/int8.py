@@ -50,12 +50,9 @@ def weight_bits() -> int:
 
 
 def session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
+    from recognizer.engines.onnxruntime import open_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return open_session(path, threads)
 
 
 def quantize(

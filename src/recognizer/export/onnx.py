@@ -5,25 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from recognizer.export.cache import build_once, package_version
+from recognizer.export.cache import package_version
 from recognizer.models.spec import ModelSpec
 from recognizer.models.weights import ResolvedWeights
 
 OPSET = 18
 MODEL_FILE = "model.onnx"
-
-
-def onnx_artifact_dir(cache_dir: Path, spec: ModelSpec, weights: ResolvedWeights) -> Path:
-    key = f"{spec.name}-{weights.sha256[:16]}-onnx-fp32-opset{OPSET}-torch{package_version('torch')}"
-    return cache_dir / "artifacts" / key
-
-
-def ensure_onnx(cache_dir: Path, spec: ModelSpec, weights: ResolvedWeights) -> Path:
-    """Path of the cached ONNX file for these exact weights, exporting it on first use (needs torch)."""
-    folder = build_once(
-        onnx_artifact_dir(cache_dir, spec, weights), lambda tmp: export_into(tmp, spec, weights)
-    )
-    return folder / MODEL_FILE
 
 
 def export_into(folder: Path, spec: ModelSpec, weights: ResolvedWeights) -> dict[str, Any]:

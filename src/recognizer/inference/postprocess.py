@@ -1,23 +1,11 @@
-"""Logits -> Top-K labelled predictions."""
+"""Logits -> probabilities -> Top-K labelled predictions."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
+from recognizer.inference.results import Prediction
 from recognizer.models.labels import ClassLabel
-
-
-@dataclass(frozen=True)
-class Prediction:
-    index: int
-    wnid: str
-    label: str
-    score: float
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -28,7 +16,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def top_k(logits: np.ndarray, k: int, labels: tuple[ClassLabel, ...]) -> list[list[Prediction]]:
     """For each row of ``logits`` the ``k`` most probable classes, best first (ties: lower index)."""
-    probs = softmax(logits)
+    return top_k_of(softmax(logits), k, labels)
+
+
+def top_k_of(probs: np.ndarray, k: int, labels: tuple[ClassLabel, ...]) -> list[list[Prediction]]:
     k = min(k, probs.shape[-1])
     order = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
     return [

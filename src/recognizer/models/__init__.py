@@ -8,12 +8,9 @@ from recognizer.models.zoo import MODELS
 
 __all__ = ["ModelSpec", "Preprocessing", "WeightsSpec", "get_model_spec", "list_model_specs", "model_names"]
 
-_BY_NAME: dict[str, ModelSpec] = {}
-for _spec in MODELS:
-    for _key in (_spec.name, *_spec.aliases):
-        if _key in _BY_NAME:
-            raise RuntimeError(f"model name {_key!r} registered twice")
-        _BY_NAME[_key] = _spec
+_BY_NAME: dict[str, ModelSpec] = {spec.name: spec for spec in MODELS}
+if len(_BY_NAME) != len(MODELS):
+    raise RuntimeError("a model name is registered twice in recognizer.models.zoo")
 
 
 def model_names() -> list[str]:

@@ -7,7 +7,7 @@ on the ONNX request path without loading a deep-learning framework.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,4 +65,3 @@ class ModelSpec:
     description: str
     labels: Literal["imagenet-1k"] = "imagenet-1k"
     num_classes: int = 1000
-    aliases: tuple[str, ...] = field(default=())

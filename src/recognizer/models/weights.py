@@ -27,7 +27,7 @@ from typing import Literal
 from recognizer.errors import WeightsIntegrityError, WeightsNotFoundError
 from recognizer.models.spec import ModelSpec
 
-Origin = Literal["file", "hub-cache", "bundled", "download"]
+Origin = Literal["file", "hub-cache", "bundled", "download", "artifact"]
 
 # torch.hub's convention: "<name>-<first hex digits of the sha256>.<ext>"
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.[A-Za-z0-9]+$")

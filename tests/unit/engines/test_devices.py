@@ -12,9 +12,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from recognizer.engines import choose_auto, devices
+from recognizer.engines import devices
 from recognizer.engines.base import EngineInfo
 from recognizer.errors import EngineUnavailableError
+from recognizer.inference.loading import choose_auto
 from recognizer.models import get_model_spec
 from recognizer.models.weights import resolve_weights
 

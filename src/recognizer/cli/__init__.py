@@ -1,0 +1,19 @@
+"""The ``recognizer`` command: one module per command group, registered here."""
+
+from __future__ import annotations
+
+import click
+
+from recognizer.cli import export, models, predict, serve, weights
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="recognizer")
+def main() -> None:
+    """Recognize objects in photos with ImageNet-1K classifiers, offline."""
+
+
+for _module in (predict, serve, export, models, weights):
+    main.add_command(_module.command)
+
+__all__ = ["main"]

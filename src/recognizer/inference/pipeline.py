@@ -1,0 +1,247 @@
+"""The one recognition pipeline: decode -> preprocess -> batch -> engine -> top-k -> Recognition.
+
+Every entry point drives it: the HTTP API one request at a time (:meth:`Pipeline.recognize`), the
+CLI and folder jobs as an ordered stream (:meth:`Pipeline.recognize_many`). Each stage is one
+method. Decoding runs on one thread pool that the pipeline owns (Pillow releases the GIL),
+inference on each model's micro-batcher thread, and side effects (metrics, history, alerts) on
+the hooks' thread; the event loop only awaits. The default model loads in the background at
+start so health checks answer at once; other models load on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recognizer.config import Settings
+from recognizer.errors import NotReadyError, RecognizerError
+from recognizer.imaging import PreparedInput, prepare_input
+from recognizer.inference.batcher import MicroBatcher
+from recognizer.inference.hooks import Hooks
+from recognizer.inference.loading import LoadedModel, ModelChoice, choose_model, decode_limits, load_model
+from recognizer.inference.postprocess import softmax, top_k_of
+from recognizer.inference.results import Recognition
+from recognizer.models import ModelSpec, get_model_spec
+
+ModelLoader = Callable[[Settings, ModelChoice], LoadedModel]
+BatchObserver = Callable[[str, int, float], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a caller may choose per input; None means the settings' default."""
+
+    top_k: int | None = None
+    groups: bool | None = None
+
+
+@dataclass
+class ModelSlot:
+    """A loaded model with its micro-batcher."""
+
+    model: LoadedModel
+    batcher: MicroBatcher = field(init=False)
+    #: inputs for this model still decoding: the batcher waits for them, and only for them
+    decoding: int = 0
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.model.spec
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        hooks: Hooks | None = None,
+        on_batch: BatchObserver | None = None,
+        loader: ModelLoader = load_model,
+    ) -> None:
+        self.settings, self.loader, self.on_batch = settings, loader, on_batch
+        self.hooks = hooks or Hooks()
+        self.default_choice = choose_model(settings)
+        self.models: dict[str, ModelSlot] = {}
+        self.limits = decode_limits(settings)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._decode_pool = ThreadPoolExecutor(settings.effective_threads, thread_name_prefix="decode")
+        self._startup: asyncio.Task[ModelSlot] | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    @property
+    def default_model(self) -> str:
+        return self.default_choice.spec.name
+
+    @property
+    def ready(self) -> bool:
+        return self.default_model in self.models
+
+    @property
+    def startup_error(self) -> BaseException | None:
+        if self._startup is None or not self._startup.done() or self._startup.cancelled():
+            return None
+        return self._startup.exception()
+
+    def start(self) -> None:
+        """Begin loading the default model in the background."""
+        self._startup = asyncio.get_running_loop().create_task(self.load(self.default_model))
+
+    async def wait_ready(self) -> ModelSlot:
+        if self._startup is None:
+            self.start()
+        return await self._startup  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+        for slot in self.models.values():
+            await slot.batcher.stop()
+            slot.model.close()
+        self.models.clear()
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self.hooks.close)
+
+    async def load(self, name: str) -> ModelSlot:
+        """Load ``name`` once (concurrent callers share the load), warm it up, start its batcher."""
+        spec = get_model_spec(name)
+        async with self._locks.setdefault(spec.name, asyncio.Lock()):
+            if spec.name not in self.models:
+                slot = await asyncio.to_thread(self._load_sync, spec)
+                slot.batcher.start()
+                self.models[spec.name] = slot
+        return self.models[spec.name]
+
+    def _load_sync(self, spec: ModelSpec) -> ModelSlot:
+        if spec.name == self.default_model:
+            loaded = self.loader(self.settings, self.default_choice)
+        else:  # a request never triggers a download: other models must have their weights locally
+            flags = {"model": spec.name, "weights": None, "weights_sha256": None, "allow_download": False}
+            loaded = self.loader(self.settings.with_flags(**flags), ModelChoice(spec))
+        crop = spec.preprocessing.crop
+        loaded.engine.infer(
+            np.zeros((1, 3, crop, crop), np.float32)
+        )  # first call allocates: not on a request
+        batching, observe = self.settings.batching, self.on_batch
+        slot = ModelSlot(loaded)
+        slot.batcher = MicroBatcher(
+            loaded.engine.infer,
+            max_batch=batching.max_batch,
+            max_wait_s=batching.max_wait_ms / 1000,
+            on_batch=(lambda size, seconds: observe(spec.name, size, seconds)) if observe else None,
+            expect_more=lambda: slot.decoding > 0,
+        )
+        return slot
+
+    async def model(self, name: str | None = None) -> ModelSlot:
+        """A loaded model; the default one must have finished its start-up, others load on demand."""
+        name = get_model_spec(name).name if name else self.default_model
+        if name in self.models:
+            return self.models[name]
+        if name == self.default_model:
+            if self.startup_error is not None:
+                raise self.startup_error
+            raise NotReadyError(f"model {name} is still loading; retry in a second")
+        return await self.load(name)
+
+    # -- recognition --------------------------------------------------------------------------
+
+    async def recognize(
+        self,
+        data: bytes,
+        *,
+        model: str | None = None,
+        options: Options = Options(),
+        source: str = "api",
+        name: str = "upload",
+    ) -> Recognition:
+        """One input -> Recognition; raises the input's error (an ImageError, or an engine failure)."""
+        result = await self._run(await self.model(model), data, options, source, name)
+        if result.error is not None:
+            raise result.error
+        return result
+
+    async def recognize_many(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        model: str | None = None,
+        options: Options = Options(),
+        source: str = "cli",
+        window: int | None = None,
+    ) -> AsyncIterator[Recognition]:
+        """Named inputs -> Recognitions in input order; a bad input gets ``error`` set and never stops
+        the rest. Up to ``window`` inputs are in flight (default: two engine batches), so decoding the
+        next ones overlaps inference of the current batch, and input is consumed lazily."""
+        slot = await self.model(model)
+        window = window or 2 * self.settings.batching.max_batch
+        in_flight: deque[asyncio.Task[Recognition]] = deque()
+        try:
+            for name, data in items:
+                in_flight.append(asyncio.ensure_future(self._run(slot, data, options, source, name)))
+                if len(in_flight) >= window:
+                    yield await in_flight.popleft()
+            while in_flight:
+                yield await in_flight.popleft()
+        finally:
+            for task in in_flight:
+                task.cancel()
+
+    async def infer_tensor(self, model: str, batch: np.ndarray) -> np.ndarray:
+        """Raw tensor inference (Open Inference Protocol): caller-formed batch, no preprocessing."""
+        slot = await self.model(model)
+        return await slot.batcher.run_direct(batch)
+
+    async def _run(
+        self, slot: ModelSlot, data: bytes, options: Options, source: str, name: str
+    ) -> Recognition:
+        start = time.perf_counter()
+        engine = slot.model.engine
+        result = Recognition(
+            source, name, slot.spec.name, engine.name, engine.info.device, size_bytes=len(data)
+        )
+        try:
+            prepared = await self._decode(slot, data, result)
+            decoded = time.perf_counter()
+            logits = await slot.batcher.submit(prepared.tensor)
+            inferred = time.perf_counter()
+            self._label(slot, logits, options, result)
+            result.timing_ms = _timing(start, decoded, inferred, time.perf_counter())
+        except RecognizerError as exc:
+            result.error = exc
+            result.timing_ms = {"total": round((time.perf_counter() - start) * 1e3, 2)}
+        self.hooks.emit(result)
+        return result
+
+    async def _decode(self, slot: ModelSlot, data: bytes, result: Recognition) -> PreparedInput:
+        slot.decoding += 1  # only touched on the event loop thread
+        try:
+            loop = asyncio.get_running_loop()
+            prepared, digest = await loop.run_in_executor(self._decode_pool, self._prepare, slot.spec, data)
+        finally:
+            slot.decoding -= 1
+        result.sha256, result.width, result.height = digest, prepared.width, prepared.height
+        return prepared
+
+    def _prepare(self, spec: ModelSpec, data: bytes) -> tuple[PreparedInput, str]:
+        digest = hashlib.sha256(data).hexdigest()
+        return prepare_input(data, spec.preprocessing, self.limits, self.settings.jpeg_draft), digest
+
+    def _label(self, slot: ModelSlot, logits: np.ndarray, options: Options, result: Recognition) -> None:
+        probs = softmax(logits[None])
+        k = options.top_k or self.settings.top_k
+        result.predictions = top_k_of(probs, k, slot.model.labels)[0]
+        groups = options.groups if options.groups is not None else self.settings.groups != "off"
+        if groups:
+            result.groups = slot.model.groups.scores(probs)[0]
+
+
+def _timing(start: float, decoded: float, inferred: float, done: float) -> dict[str, float]:
+    spans = {"decode": decoded - start, "infer": inferred - decoded, "total": done - start}
+    return {key: round(value * 1e3, 2) for key, value in spans.items()}
