@@ -18,8 +18,8 @@ browser:
 
 ## Everything CI runs: lint, then all tests (slow ones included).
 test:
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/pytest
 
 ## The quick loop while editing: unit tests only.
@@ -32,5 +32,5 @@ bench:
 	$(BIN)/python benchmarks/http_load.py --clients 1,8,32 --workers 1,2
 
 fmt:
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks tools
+	$(BIN)/ruff check --fix src tests benchmarks tools

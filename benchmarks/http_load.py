@@ -8,8 +8,11 @@ JPEG, and prints req/s, p50, p99 and the ratio to Flask measured in the same run
 one 2-thread worker with two 1-thread workers); INT8 ones are calibrated first on
 ``--calibration`` (default ../shared/data/imagenet-samples). The service runs with
 ``--no-access-log`` (its metrics are the production record; the per-request log line costs ~14 %).
-Each server's peak RSS (VmHWM of its largest process) is reported after the load. Results go to
-``benchmarks/results/http.json`` and ``http.md``.
+Each server's peak RSS (VmHWM of its largest process) is reported after the load, and its own CPU
+time per request (from /proc) beside each row: on a shared machine that is steadier than req/s.
+``--repeat N`` runs every row N times, interleaved, and reports medians; ``--baseline-src DIR`` also
+runs another checkout's server per engine (e.g. the commit before a refactor) in the same run.
+Results go to ``benchmarks/results/http.json`` and ``http.md``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -127,10 +131,50 @@ def _latency(output: str, percentile: str) -> float:
     return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 1)
 
 
+def _tree(pid: int) -> list[int]:
+    return [pid] + [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == pid]
+
+
 def peak_rss_mb(pid: int) -> float:
     """Largest peak resident memory among a server and its child processes (uvicorn's workers)."""
-    pids = [pid] + [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == pid]
-    return max(_vmhwm_kb(p) for p in pids) // 1024
+    return max(_vmhwm_kb(p) for p in _tree(pid)) // 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a server and its worker processes so far."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(process: subprocess.Popen, url: str, photo: Path, path: str, clients: int, seconds: int) -> dict:
+    """wrk's figures plus the server's own CPU time per request: less noisy than req/s on a shared box."""
+    before = cpu_seconds(process.pid)
+    result = wrk(url, photo, path, clients, seconds)
+    requests = result["rps"] * seconds
+    result["cpu_ms_per_request"] = round((cpu_seconds(process.pid) - before) * 1e3 / max(requests, 1), 2)
+    return result
+
+
+def median_rows(rows: list[dict]) -> list[dict]:
+    """One row per server, image and client count: the median of each figure over the repeats."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["server"], row["image"], row["clients"]), []).append(row)
+    return [
+        {"server": s, "image": i, "clients": c, "repeats": len(g)}
+        | {
+            key: round(statistics.median(r[key] for r in g), 2)
+            for key in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")
+        }
+        | {"errors": sum(r["errors"] for r in g)}
+        for (s, i, c), g in groups.items()
+    ]
 
 
 def _parent(proc: Path) -> int:
@@ -155,6 +199,9 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds over every row, interleaved; the table shows medians"
+    )
     parser.add_argument("--clients", default="1,8")
     parser.add_argument("--images", default="640px,12MP")
     parser.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION)
@@ -165,6 +212,12 @@ def main() -> int:
         help="worker counts to run each engine with, e.g. 1,2 (threads = cores / workers)",
     )
     parser.add_argument("--serve-args", default="--no-access-log", help="extra `recognizer serve` flags")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="another checkout (e.g. `git worktree add /tmp/before HEAD~1`): its `recognizer serve` runs "
+        "beside this one for each engine, so a change is measured against its parent in the same run",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
@@ -211,22 +264,29 @@ def main() -> int:
             ]
             name = f"recognizer {engine}" + (f" x{workers} workers" if workers > 1 else "")
             servers[name] = (start(command, env), f"http://127.0.0.1:{port}", "/v1/classify")
+            if args.baseline_src:
+                port = free_port()
+                command[:2] = [sys.executable, "-c", "from recognizer.cli import main; main()", "serve"]
+                command[command.index("--port") + 1] = str(port)
+                old_env = env | {"PYTHONPATH": str(args.baseline_src.resolve() / "src")}
+                servers[name.replace("recognizer", "baseline", 1)] = (
+                    start(command, old_env),
+                    f"http://127.0.0.1:{port}",
+                    "/v1/classify",
+                )
     rows = []
     try:
         for name, (process, url, _) in servers.items():
             wait_until_up(url + ("/" if name == "flask" else "/readyz"), process)
-        for image in args.images.split(","):
-            photo = images[image]
-            for clients in map(int, args.clients.split(",")):
-                for name, (_, url, path) in servers.items():
-                    rows.append(
-                        {
-                            "server": name,
-                            "image": image,
-                            "clients": clients,
-                            **wrk(url, photo, path, clients, args.seconds),
-                        }
-                    )
+        names = list(servers)
+        for _ in range(args.repeat):
+            for image in args.images.split(","):
+                for clients in map(int, args.clients.split(",")):
+                    names = names[1:] + names[:1]  # rotate, so no server is always measured first
+                    for name in names:
+                        process, url, path = servers[name]
+                        figures = measure(process, url, images[image], path, clients, args.seconds)
+                        rows.append({"server": name, "image": image, "clients": clients, **figures})
         memory = {name: peak_rss_mb(process.pid) for name, (process, _, _) in servers.items()}
     finally:
         for process, _, _ in servers.values():
@@ -234,6 +294,11 @@ def main() -> int:
         for process, _, _ in servers.values():
             process.wait(timeout=30)
         shutil.rmtree(scratch, ignore_errors=True)  # the INT8 and ONNX artifacts built for this run
+    rows = median_rows(rows)
+    order = [args.images.split(","), [int(c) for c in args.clients.split(",")], list(servers)]
+    rows.sort(
+        key=lambda r: tuple(o.index(r[k]) for o, k in zip(order, ("image", "clients", "server"), strict=True))
+    )
     for row in rows:
         base = next(
             r
@@ -244,12 +309,12 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "http.json").write_text(json.dumps({"requests": rows, "peak_rss_mb": memory}, indent=2))
     table = [
-        "| server | image | clients | req/s | p50 ms | p99 ms | errors | req/s vs Flask |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| server | image | clients | req/s | p50 ms | p99 ms | CPU ms/req | errors | req/s vs Flask |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     table += [
         f"| {r['server']} | {r['image']} | {r['clients']} | {r['rps']} | {r['p50_ms']} | {r['p99_ms']} | "
-        f"{r['errors']} | {r['rps_vs_flask']}x |"
+        f"{r['cpu_ms_per_request']} | {r['errors']} | {r['rps_vs_flask']}x |"
         for r in rows
     ]
     table += ["", "| server | peak RSS of its largest process (VmHWM), MB |", "|---|---:|"]

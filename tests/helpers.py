@@ -40,3 +40,16 @@ def fake_loader(gate=None, delay_s: float = 0.0):
         return LoadedModel(spec, engine, weights, labels, builtin_groups(labels))
 
     return load
+
+
+def refusal(load, path: Path, *args) -> str:
+    """The message a user sees when ``load(path, *args)`` refuses a file: one line naming the file."""
+    import pytest
+
+    from recognizer.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load(path, *args)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    return message

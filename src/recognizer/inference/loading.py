@@ -82,15 +82,18 @@ def resolve_model_weights(spec: ModelSpec, settings: Settings) -> ResolvedWeight
             pinned_sha256=settings.weights_sha256,
             allow_download=settings.allow_download and settings.model is not None,
         )
-    except WeightsNotFoundError:
-        baked = (
-            None
-            if settings.weights
-            else artifacts.baked_weights(spec, settings.cache_dir, settings.weights_sha256)
-        )
-        if baked is None:
+    except WeightsNotFoundError as exc:
+        if settings.weights is None:
+            baked = artifacts.baked_weights(spec, settings.cache_dir, settings.weights_sha256)
+            if baked is not None:
+                return baked
+        if artifacts.can_export():
             raise
-        return baked
+        raise WeightsNotFoundError(
+            f"{exc}. This install has no export toolchain and serves artifacts built elsewhere: copy a "
+            f"cache made by `recognizer export --model {spec.name} --engine onnxruntime` to "
+            f"{settings.cache_dir} (RECOGNIZER_CACHE_DIR), or `pip install 'recognizer[export]'`"
+        ) from None
 
 
 def choose_auto(spec: ModelSpec, weights: ResolvedWeights, cache_dir: Path, device: str = "auto") -> str:

@@ -12,6 +12,7 @@ import pytest
 from recognizer.errors import ConfigError
 from recognizer.models.labels import ClassLabel, imagenet1k_labels
 from recognizer.models.vocabulary import GroupScore, LabelGroups, builtin_groups, load_groups, load_labels
+from tests.helpers import refusal as _refusal
 
 LABELS = imagenet1k_labels()
 REQUIRED = (
@@ -245,12 +246,7 @@ def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
 
 
 def refusal(path: Path) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_groups(path, LABELS)
-    message = str(caught.value)
-    assert "\n" not in message
-    assert str(path) in message
-    return message
+    return _refusal(load_groups, path, LABELS)
 
 
 def test_a_json_groups_file_replaces_the_builtin_groups(tmp_path):

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from recognizer.errors import ConfigError
 from recognizer.models.labels import ClassLabel, imagenet1k_labels
 from recognizer.models.vocabulary import load_labels
+from tests.helpers import refusal as _refusal
 
 BASE = imagenet1k_labels()
 GERMAN = {0: "Schleie", 1: "Goldfisch", 207: "Golden Retriever", 281: "Getigerte Katze", 954: "Banane"}
@@ -30,13 +28,7 @@ def write_json(tmp_path: Path, data: object, name: str = "labels.json") -> Path:
 
 
 def refusal(path: Path) -> str:
-    """The message a user sees; it is one line and says which file is at fault."""
-    with pytest.raises(ConfigError) as caught:
-        load_labels(path, BASE)
-    message = str(caught.value)
-    assert "\n" not in message
-    assert str(path) in message
-    return message
+    return _refusal(load_labels, path, BASE)
 
 
 # --- formats that work -----------------------------------------------------------------------------

