@@ -13,7 +13,8 @@ sees on the command line and in HTTP problem responses::
     │       └── EngineUnavailableError  optional backend not installed
     ├── NotReadyError               the service is still loading or warming up
     ├── RequestError                a request parameter or body the API cannot use
-    │   └── UnsupportedMediaError   a body that is not an image content type
+    │   ├── UnsupportedMediaError   a body that is not an image content type
+    │   └── RequestTooLargeError    a body over its route's limit (checked while it streams)
     └── ImageError                  the caller's input, never the server's fault
         ├── EmptyImageError
         ├── NotAnImageError         not a format we decode (PDF renamed .jpg, text)
@@ -27,10 +28,19 @@ from __future__ import annotations
 
 
 class RecognizerError(Exception):
-    """Base class: catch this to handle every failure the package reports on purpose."""
+    """Base class: catch this to handle every failure the package reports on purpose.
+
+    ``public`` is what an HTTP client may read when the message itself names things of the server
+    (file paths): the full message goes to the server's log and the command line, ``public`` to
+    the problem response.
+    """
 
     #: short, stable identifier used in JSON error bodies and logs
     code = "recognizer_error"
+
+    def __init__(self, message: str = "", public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public
 
 
 class ConfigError(RecognizerError):
@@ -71,6 +81,10 @@ class RequestError(RecognizerError):
 
 class UnsupportedMediaError(RequestError):
     code = "unsupported_media_type"
+
+
+class RequestTooLargeError(RequestError):
+    code = "request_too_large"
 
 
 class ImageError(RecognizerError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -88,10 +89,15 @@ def test_unknown_model_is_404_and_bad_parameters_422(client, cat_jpeg):
     assert missing.status_code == 422 and "'file'" in missing.json()["detail"]
 
 
-def test_a_model_without_local_weights_is_503_naming_the_fix(client, cat_jpeg):
+def test_a_model_without_local_weights_is_a_permanent_409_naming_the_fix_without_server_paths(
+    client, cat_jpeg
+):
     response = client.post("/v1/classify", files=upload(cat_jpeg), params={"model": "resnet18"})
-    assert response.status_code == 503 and response.json()["code"] == "weights_not_found"
-    assert "recognizer weights fetch resnet18" in response.json()["detail"]
+    assert response.status_code == 409 and response.json()["code"] == "weights_not_found"
+    assert "retry-after" not in response.headers
+    detail = response.json()["detail"]
+    assert "recognizer weights fetch resnet18" in detail and ".../resnet18-f37072fd.pth" in detail
+    assert "/tmp/" not in response.text and "checkpoints" not in response.text
 
 
 def test_unknown_route_is_a_problem_too(client):
@@ -173,8 +179,54 @@ def test_open_inference_protocol_round_trip(client, cat_jpeg):
 def test_open_inference_protocol_rejects_bad_tensors(client):
     bad = {"inputs": [{"name": "input", "shape": [1, 3, 10, 10], "datatype": "FP32", "data": [0.0] * 300}]}
     response = client.post("/v2/models/efficientnet_lite0/infer", json=bad)
-    assert response.status_code == 422 and "shape" in response.json()["error"]
+    assert response.status_code == 422 and "[N, 3, 224, 224]" in response.json()["error"]
     assert client.get("/v2/models/nope").status_code == 404
+
+
+def test_open_inference_protocol_takes_json_without_a_content_type(client, cat_jpeg):
+    tensor = load_input(cat_jpeg, get_model_spec("efficientnet_lite0").preprocessing)[None]
+    body = {
+        "inputs": [
+            {"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "data": tensor.ravel().tolist()}
+        ]
+    }
+    response = client.post("/v2/models/efficientnet_lite0/infer", content=json.dumps(body).encode())
+    assert response.status_code == 200
+    assert int(np.argmax(response.json()["outputs"][0]["data"])) in {281, 282, 285}
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_open_inference_protocol_refuses_non_finite_numbers(client, constant):
+    data = "[" + ",".join(["0.5"] * 150527 + [constant]) + "]"
+    body = (
+        '{"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "data": ' + data + "}]}"
+    )
+    response = client.post("/v2/models/efficientnet_lite0/infer", content=body)
+    assert response.status_code == 422 and "finite" in response.json()["detail"]
+
+
+def test_open_inference_protocol_errors_stay_short(client):
+    body = {
+        "inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "data": ["x"] * 150528}]
+    }
+    response = client.post("/v2/models/efficientnet_lite0/infer", json=body)
+    assert response.status_code == 422 and len(response.content) < 2000
+    assert "150528 are not" in response.json()["detail"] and "and 150523 more" in response.json()["detail"]
+
+
+def test_open_inference_protocol_model_ready_is_json(client):
+    response = client.get("/v2/models/efficientnet_lite0/ready")
+    assert response.status_code == 200 and response.json() == {"name": "efficientnet_lite0", "ready": True}
+
+
+def test_a_chunked_v2_body_over_its_limit_is_413(client):
+    def chunks():
+        for _ in range(200):
+            yield b"0" * 1_000_000  # 200 MB, no Content-Length
+
+    response = client.post("/v2/models/efficientnet_lite0/infer", content=chunks())
+    assert response.status_code == 413 and response.json()["code"] == "request_too_large"
+    assert client.get("/healthz").status_code == 200
 
 
 def test_health_readiness_metrics_and_docs(client):

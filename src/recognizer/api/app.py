@@ -7,19 +7,17 @@ from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from recognizer import __version__
-from recognizer.api import problems, routes_ops, routes_v1, routes_v2
+from recognizer.api import docs, problems, routes_ops, routes_v1, routes_v2
+from recognizer.api.limits import BodyLimits
 from recognizer.api.middleware import GuardAndMeasure
 from recognizer.config import Settings
 from recognizer.inference.hooks import Hook, Hooks
 from recognizer.inference.pipeline import Pipeline
 from recognizer.observability.metrics import Metrics, MetricsHook
-
-#: multipart framing on top of the image bytes themselves
-ENVELOPE_BYTES = 64 * 1024
 
 
 def create_app(
@@ -48,16 +46,18 @@ def create_app(
         version=__version__,
         summary="Offline ImageNet-1K image recognition.",
         lifespan=lifespan,
+        docs_url=None,  # served below from installed assets: the default pages load them from a CDN
+        redoc_url=None,
     )
     app.state.pipeline = pipeline
     app.state.settings = settings
     app.state.metrics = metrics
     problems.install(app)
-    max_body = settings.limits.max_image_bytes * routes_v1.MAX_BATCH_FILES + ENVELOPE_BYTES
-    app.add_middleware(GuardAndMeasure, max_body_bytes=max_body, metrics=metrics)
+    app.add_middleware(GuardAndMeasure, limits=BodyLimits.from_settings(settings), metrics=metrics)
     for module in (routes_v1, routes_v2, routes_ops):
         app.include_router(module.router)
     _install_ui(app)
+    docs.install(app)
     return app
 
 
@@ -74,3 +74,9 @@ def _install_ui(app: FastAPI) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home() -> HTMLResponse:
         return HTMLResponse(index)
+
+    favicon = (static / "favicon.svg").read_bytes()
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon_ico() -> Response:
+        return Response(favicon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})

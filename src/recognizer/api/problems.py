@@ -1,20 +1,32 @@
 """The one place where errors become HTTP responses: RFC 9457 problem+json.
 
-Routes raise :mod:`recognizer.errors` exceptions and never build error responses themselves.
+Routes raise :mod:`recognizer.errors` exceptions and never build error responses themselves. The
+same table documents every route's error responses in the OpenAPI document (``responses_for``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from recognizer import errors
 
 log = logging.getLogger("recognizer.api")
+
+PROBLEM_JSON = "application/problem+json"
+#: an absolute path of two or more parts, as error messages name files on the server
+_SERVER_PATH = re.compile(r"(?<![\w.:/])(/[\w.@+-]+){2,}")
+#: nginx's code for "the client closed the connection before the answer": what metrics count
+CLIENT_CLOSED = 499
+#: seconds a client should wait before retrying a 503 (the model is still loading)
+RETRY_AFTER_S = 1
 
 #: most specific first; the first isinstance match wins
 STATUS_BY_ERROR: tuple[tuple[type[errors.RecognizerError], int], ...] = (
@@ -23,22 +35,38 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RecognizerError], int], ...] = (
     (errors.NotAnImageError, 415),
     (errors.ImageTooLargeError, 413),
     (errors.UnsupportedMediaError, 415),
+    (errors.RequestTooLargeError, 413),
     (errors.RequestError, 422),
     (errors.UnknownModelError, 404),
     (errors.NotReadyError, 503),
-    (errors.WeightsNotFoundError, 503),
-    (errors.EngineUnavailableError, 503),
+    # Registered but not installed here: retrying will not help until an operator acts.
+    (errors.WeightsNotFoundError, 409),
+    (errors.EngineUnavailableError, 409),
     (errors.ImageError, 400),
     (errors.RecognizerError, 500),
 )
 
+#: titles by error kind first (most specific first), then by status for everything else
+TITLES_BY_ERROR: tuple[tuple[type[errors.RecognizerError], str], ...] = (
+    (errors.ImageTooLargeError, "Image too large"),
+    (errors.RequestTooLargeError, "Request too large"),
+    (errors.ImageError, "Bad image"),
+    (errors.UnsupportedMediaError, "Unsupported media type"),
+    (errors.RequestError, "Invalid request"),
+    (errors.UnknownModelError, "Unknown model"),
+    (errors.WeightsNotFoundError, "Model not installed"),
+    (errors.EngineUnavailableError, "Engine not available"),
+    (errors.NotReadyError, "Not ready"),
+)
 TITLES = {
-    400: "Bad image",
+    400: "Bad request",
     404: "Not found",
     405: "Method not allowed",
-    413: "Image too large",
+    409: "Not available",
+    413: "Request too large",
     415: "Unsupported media type",
     422: "Invalid request",
+    431: "Request header fields too large",
     500: "Internal error",
     503: "Service unavailable",
 }
@@ -48,12 +76,16 @@ def status_for(exc: errors.RecognizerError) -> int:
     return next(status for kind, status in STATUS_BY_ERROR if isinstance(exc, kind))
 
 
+def title_for(exc: errors.RecognizerError) -> str:
+    return next((title for kind, title in TITLES_BY_ERROR if isinstance(exc, kind)), TITLES[status_for(exc)])
+
+
 def problem_body(
-    status: int, code: str, detail: str, instance: str = "", **extra: object
+    status: int, code: str, detail: str, instance: str = "", title: str | None = None, **extra: object
 ) -> dict[str, object]:
     body: dict[str, object] = {
         "type": f"urn:recognizer:problem:{code}",
-        "title": TITLES.get(status, "Error"),
+        "title": title or TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
         "code": code,
@@ -65,38 +97,84 @@ def problem_body(
     return body | extra
 
 
-def problem(status: int, code: str, detail: str, instance: str = "", **extra: object) -> JSONResponse:
-    headers = {"Retry-After": "1"} if status == 503 else None
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    instance: str = "",
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: object,
+) -> JSONResponse:
     return JSONResponse(
-        problem_body(status, code, detail, instance, **extra),
+        problem_body(status, code, detail, instance, title, **extra),
         status_code=status,
-        media_type="application/problem+json",
+        media_type=PROBLEM_JSON,
         headers=headers,
     )
 
 
+def public_detail(exc: errors.RecognizerError) -> str:
+    """What a client may read: ``exc.public`` if set, else the message with server paths cut to their
+    last part ("looked for .../resnet18-f37072fd.pth"); the log keeps the full message."""
+    return exc.public or _SERVER_PATH.sub(lambda m: ".../" + m.group(0).rsplit("/", 1)[1], str(exc))
+
+
+def error_body(exc: errors.RecognizerError, instance: str = "") -> dict[str, object]:
+    return problem_body(status_for(exc), exc.code, public_detail(exc), instance, title_for(exc))
+
+
 def error_problem(exc: errors.RecognizerError, instance: str = "") -> JSONResponse:
-    return problem(status_for(exc), exc.code, str(exc), instance)
+    status = status_for(exc)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, errors.NotReadyError) else None
+    return JSONResponse(
+        error_body(exc, instance), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.RecognizerError)
     async def _recognizer_error(request: Request, exc: errors.RecognizerError) -> JSONResponse:
-        if status_for(exc) == 500:
-            log.error("request %s failed: %s", request.url.path, exc)
+        if status_for(exc) >= 500 or public_detail(exc) != str(exc):
+            log.error("%s %s: %s", request.method, request.url.path, exc)
         return error_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        issues = [{"location": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        issues = [{"location": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()[:5]]
         detail = "; ".join(f"{i['location']}: {i['message']}" for i in issues)
+        if len(exc.errors()) > len(issues):
+            detail += f"; and {len(exc.errors()) - len(issues)} more"
         return problem(422, "invalid_parameters", detail, request.url.path, errors=issues)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return problem(exc.status_code, f"http_{exc.status_code}", str(exc.detail), request.url.path)
+        headers = dict(exc.headers or {})
+        return problem(
+            exc.status_code, f"http_{exc.status_code}", str(exc.detail), request.url.path, headers=headers
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        log.info(
+            "%s %s: the client closed the connection before the request was read",
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         return problem(500, "internal_error", "the server failed unexpectedly; see its log", request.url.path)
+
+
+def responses_for(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for a route's problem statuses, from this module's tables."""
+    return {
+        status: {
+            "description": TITLES[status],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from recognizer.api.deps import pipeline_of, settings_of
-from recognizer.api.problems import problem_body, status_for
+from recognizer.api.limits import MAX_BATCH_FILES
+from recognizer.api.problems import error_body
 from recognizer.api.schemas import BatchItem, BatchResponse, ClassifyResponse, ModelInfo
 from recognizer.api.uploads import read_uploads
 from recognizer.engines import available_engines
@@ -28,7 +29,6 @@ Groups = Annotated[
     ),
 ]
 ModelName = Annotated[str | None, Query(description="model name; default: the server's default model")]
-MAX_BATCH_FILES = 32
 
 IMAGE_BODY = {
     "requestBody": {
@@ -104,7 +104,7 @@ async def classify_batch(
 def _batch_item(result: Recognition) -> BatchItem:
     if result.error is not None:
         error = result.error
-        return BatchItem(file=result.name, error=problem_body(status_for(error), error.code, str(error)))
+        return BatchItem(file=result.name, error=error_body(error))
     return BatchItem.model_validate(
         {
             "file": result.name,

@@ -40,6 +40,8 @@ class Options:
 
     top_k: int | None = None
     groups: bool | None = None
+    #: keep the raw logits on the Recognition (Open Inference Protocol answers with them)
+    keep_logits: bool = False
 
 
 @dataclass
@@ -234,6 +236,8 @@ class Pipeline:
         return prepare_input(data, spec.preprocessing, self.limits, self.settings.jpeg_draft), digest
 
     def _label(self, slot: ModelSlot, logits: np.ndarray, options: Options, result: Recognition) -> None:
+        if options.keep_logits:
+            result.logits = logits
         probs = softmax(logits[None])
         k = options.top_k or self.settings.top_k
         result.predictions = top_k_of(probs, k, slot.model.labels)[0]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
+
 from recognizer.errors import RecognizerError
 from recognizer.models.vocabulary import GroupScore
 
@@ -47,6 +49,8 @@ class Recognition:
     size_bytes: int = 0
     timing_ms: dict[str, float] = field(default_factory=dict)
     error: RecognizerError | None = None
+    #: the model's raw output, only when the caller asked for it (Options.keep_logits)
+    logits: np.ndarray | None = field(default=None, repr=False)
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 from fastapi import FastAPI, Request
@@ -11,16 +12,18 @@ from fastapi.testclient import TestClient
 from starlette.types import Message
 
 from recognizer.api import problems
+from recognizer.api.limits import BodyLimits
 from recognizer.api.middleware import GuardAndMeasure
 from recognizer.observability.metrics import Metrics
 
 LIMIT = 1_000_000
+LIMITS = BodyLimits(image=LIMIT, batch=LIMIT, tensor=LIMIT, other=LIMIT)
 
 
 def _app(metrics: Metrics) -> FastAPI:
     app = FastAPI()
     problems.install(app)
-    app.add_middleware(GuardAndMeasure, max_body_bytes=LIMIT, metrics=metrics)
+    app.add_middleware(GuardAndMeasure, limits=LIMITS, metrics=metrics)
 
     @app.get("/items/{item_id}")
     async def item(item_id: int) -> dict[str, int]:
@@ -63,7 +66,7 @@ def test_a_body_declared_over_the_limit_is_refused_before_it_is_read():
     async def send(message: Message) -> None:
         sent.append(message)
 
-    guard = GuardAndMeasure(app_must_not_run, max_body_bytes=LIMIT, metrics=Metrics())
+    guard = GuardAndMeasure(app_must_not_run, limits=LIMITS, metrics=Metrics())
     scope = {
         "type": "http",
         "method": "POST",
@@ -78,7 +81,10 @@ def test_a_body_declared_over_the_limit_is_refused_before_it_is_read():
     problem = json.loads(body["body"])
     assert problem["code"] == "request_too_large"
     assert problem["instance"] == "/v1/classify"
-    assert problem["detail"] == "request body over 1 MB"
+    assert (
+        problem["detail"]
+        == "the request body declares 1,000,001 bytes; /v1/classify accepts at most 1,000,000 bytes"
+    )
 
 
 def test_an_oversize_upload_gets_a_413_problem(client):
@@ -119,3 +125,56 @@ def test_an_unknown_path_is_counted_as_unmatched(client, metrics):
 def test_an_unexpected_exception_is_counted_as_a_500(client, metrics):
     assert client.get("/boom").status_code == 500
     assert _requests(metrics, "/boom", "500") == 1
+
+
+def test_a_chunked_body_is_cut_off_once_it_streams_past_the_limit(client, metrics):
+    def chunks():
+        for _ in range(50):
+            yield b"x" * 100_000  # 5 MB in all, no Content-Length
+
+    response = client.post("/items/1", content=chunks())
+    assert response.status_code == 413 and response.json()["code"] == "request_too_large"
+    assert _requests(metrics, "/items/{item_id}", "413") == 1
+
+
+def test_oversized_headers_are_431(client):
+    assert client.get("/items/1", headers={"x-big": "a" * 40_000}).status_code == 431
+    many = {f"x-h{i}": "1" for i in range(150)}
+    response = client.get("/items/1", headers=many)
+    assert response.status_code == 431 and response.json()["code"] == "headers_too_large"
+
+
+def test_head_is_answered_like_get_without_a_body(client):
+    response = client.head("/items/7")
+    assert response.status_code == 200 and response.content == b""
+    assert response.headers["content-length"] == str(len(b'{"id":7}'))
+
+
+def test_a_client_that_disconnects_mid_upload_is_a_499_in_one_log_line(metrics, caplog):
+    messages = [{"type": "http.request", "body": b"x" * 10, "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/items/1",
+        "raw_path": b"/items/1",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/octet-stream")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(_app(metrics)(scope, receive, send))
+    assert _requests(metrics, "/items/{item_id}", "499") == 1
+    assert _requests(metrics, "/items/{item_id}", "500") is None
+    mine = [r for r in caplog.records if r.name.startswith("recognizer")]
+    assert len(mine) == 1 and mine[0].exc_info is None and "closed the connection" in mine[0].getMessage()

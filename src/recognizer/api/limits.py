@@ -1,0 +1,50 @@
+"""How many bytes each route's request body may have, from settings.
+
+Enforced by the guard middleware while the body streams in (chunked bodies too), so an oversized
+request costs at most its limit in memory and is refused before anything parses it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from recognizer.config import Settings
+from recognizer.models import list_model_specs
+
+#: multipart framing on top of the image bytes themselves
+ENVELOPE_BYTES = 64 * 1024
+#: images per /v1/classify/batch request
+MAX_BATCH_FILES = 32
+#: bodies of routes that take none worth speaking of (GET, health, models)
+OTHER_BYTES = 64 * 1024
+_V2_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    image: int
+    batch: int
+    #: Open Inference Protocol: a full batch of FP32 tensors as binary, or one image as base64 JSON
+    tensor: int
+    other: int = OTHER_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BodyLimits:
+        image = settings.limits.max_image_bytes
+        crop = max(spec.preprocessing.crop for spec in list_model_specs())
+        full_batch = settings.batching.max_batch * 3 * crop * crop * 4
+        return cls(
+            image=image + ENVELOPE_BYTES,
+            batch=image * MAX_BATCH_FILES + ENVELOPE_BYTES,
+            tensor=max(full_batch, image * 4 // 3) + 1024 * 1024,
+        )
+
+    def for_path(self, path: str) -> int:
+        if path in ("/v1/classify", "/predict"):
+            return self.image
+        if path == "/v1/classify/batch":
+            return self.batch
+        if _V2_INFER.match(path):
+            return self.tensor
+        return self.other
