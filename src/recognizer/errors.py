@@ -12,6 +12,7 @@ sees on the command line and in HTTP problem responses::
     │   └── EngineError             an engine failed to load or run
     │       └── EngineUnavailableError  optional backend not installed
     ├── NotReadyError               the service is still loading or warming up
+    │   └── ModelNotLoadedError     a v2 readiness probe's "no" (a 4xx, as the protocol says)
     ├── RequestError                a request parameter or body the API cannot use
     │   ├── UnsupportedMediaError   a body that is not an image content type
     │   └── RequestTooLargeError    a body over its route's limit (checked while it streams)
@@ -73,6 +74,10 @@ class EngineUnavailableError(EngineError):
 
 class NotReadyError(RecognizerError):
     code = "not_ready"
+
+
+class ModelNotLoadedError(NotReadyError):
+    code = "model_not_loaded"
 
 
 class RequestError(RecognizerError):

@@ -77,8 +77,10 @@ def decode_with_size(
     if not data:
         raise EmptyImageError("the upload is empty (0 bytes); send the image file's contents")
     if len(data) > limits.max_bytes:
+        # Uploads are read only up to the limit plus one byte, so the real size is not known here.
         raise ImageTooLargeError(
-            f"the image is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.1f} MB"
+            f"the image is over the {limits.max_bytes / 2**20:.1f} MiB limit ({limits.max_bytes:,} bytes); "
+            "send a smaller image"
         )
     image = _open(data, limits)
     width, height = image.size
@@ -122,8 +124,7 @@ def _open(data: bytes, limits: DecodeLimits) -> Image.Image:
         ) from None
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(
-            f"the image is over the {limits.max_pixels / 1e6:.1f}-megapixel limit ({exc}); "
-            "send a smaller image"
+            f"the image is over the {limits.max_pixels / 1e6:.1f}-megapixel limit; send a smaller image"
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise CorruptImageError(f"the image header is damaged ({exc})") from exc

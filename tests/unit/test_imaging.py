@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 from torchvision.transforms._presets import ImageClassification
 
 from recognizer.errors import CorruptImageError, EmptyImageError, ImageTooLargeError, NotAnImageError
-from recognizer.imaging import DecodeLimits, decode_image, preprocess, resized_size
+from recognizer.imaging import DecodeLimits, configure_pillow, decode_image, preprocess, resized_size
 from recognizer.models import get_model_spec
 from tests.helpers import jpeg_bytes, png_bytes
 
@@ -141,8 +141,17 @@ def test_pixel_limit_is_configurable():
 
 
 def test_byte_limit_is_configurable(cat_photo):
-    with pytest.raises(ImageTooLargeError, match="MB"):
+    with pytest.raises(ImageTooLargeError, match=r"over the 0.0 MiB limit \(1,000 bytes\)"):
         decode_image(jpeg_bytes(cat_photo), DecodeLimits(max_bytes=1000))
+
+
+def test_a_bomb_is_refused_in_the_limit_s_own_words():
+    limits = DecodeLimits()
+    configure_pillow(limits)  # Pillow itself refuses 20000x20000 at open: twice its guard
+    with pytest.raises(ImageTooLargeError) as caught:
+        decode_image(_bomb_png(20_000), limits)
+    assert "50.0-megapixel limit" in str(caught.value)
+    assert "pixels" not in str(caught.value).replace("megapixel", "")  # not Pillow's wording beside ours
 
 
 @pytest.mark.parametrize(

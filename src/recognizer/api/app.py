@@ -56,8 +56,8 @@ def create_app(
     app.add_middleware(GuardAndMeasure, limits=BodyLimits.from_settings(settings), metrics=metrics)
     for module in (routes_v1, routes_v2, routes_ops):
         app.include_router(module.router)
+    docs.install(app)  # before the page: its /static/api-docs mount must win over /static
     _install_ui(app)
-    docs.install(app)
     return app
 
 

@@ -17,6 +17,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from recognizer.api.problems import PROBLEM_JSON, TITLES
+
 ASSETS = "/static/api-docs"
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -53,13 +55,16 @@ def install(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title=f"{app.title} API",
             redoc_js_url=f"{ASSETS}/redoc.standalone.js",
             redoc_favicon_url="/favicon.ico",
             with_google_fonts=False,
         )
+        # ReDoc's bundle always asks a CDN for its own logo; an offline page must not try.
+        page.headers["Content-Security-Policy"] = "img-src 'self' data:"
+        return page
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -71,3 +76,14 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _errors_as_problems(responses: dict[str, Any]) -> None:
+    """Every error response is problem+json (FastAPI documents its 422 as plain JSON), and every
+    operation may meet the guard's refusals: a body over its route's limit, oversized headers."""
+    for status in ("413", "431"):
+        responses.setdefault(status, {"description": TITLES[int(status)]})
+    for status, response in responses.items():
+        if status.isdigit() and int(status) >= 400:
+            response["content"] = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            response["description"] = TITLES.get(int(status), response.get("description", "Error"))

@@ -46,10 +46,11 @@ class GuardAndMeasure:
             if refusal is not None:
                 await refusal(scope, receive, send_and_note_status)
                 return
-            limit = self.limits.for_path(scope["path"])
+            limit = self._limit(scope)
             if scope["method"] == "HEAD":
                 scope, send_and_note_status = {**scope, "method": "GET"}, _without_body(send_and_note_status)
-            await self.app(scope, _bounded(receive, limit), send_and_note_status)
+            limit_text = _limit_text(scope["path"], limit, self._json_tensors(scope))
+            await self.app(scope, _bounded(receive, limit, limit_text), send_and_note_status)
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")  # the router fills in "route"
             self.metrics.requests.labels(path, str(status)).inc()
@@ -65,18 +66,34 @@ class GuardAndMeasure:
             )
             return problems.problem(431, "headers_too_large", detail, scope["path"])
         declared = next((value for name, value in headers if name == b"content-length"), b"")
-        limit = self.limits.for_path(scope["path"])
+        limit = self._limit(scope)
         if declared.isdigit() and int(declared) > limit:
-            detail = _too_large(scope["path"], limit, f"declares {int(declared):,} bytes")
-            return problems.problem(413, "request_too_large", detail, scope["path"])
+            limit_text = _limit_text(scope["path"], limit, self._json_tensors(scope))
+            detail = f"the request body declares {int(declared):,} bytes; {limit_text}"
+            return problems.problem(413, "request_too_large", detail, scope["path"], headers=CLOSE)
         return None
 
+    def _limit(self, scope: Scope) -> int:
+        return self.limits.for_path(scope["path"], binary_tensors=not self._json_tensors(scope))
 
-def _too_large(path: str, limit: int, what: str) -> str:
-    return f"the request body {what}; {path} accepts at most {limit:,} bytes"
+    @staticmethod
+    def _json_tensors(scope: Scope) -> bool:
+        """An Open Inference Protocol body without the binary extension's header: all JSON."""
+        binary = any(name == b"inference-header-content-length" for name, _ in scope["headers"])
+        return scope["path"].startswith("/v2/") and not binary
 
 
-def _bounded(receive: Receive, limit: int) -> Receive:
+#: after a refused body the connection is closed: otherwise the server would go on reading (and
+#: discarding) whatever a hostile client keeps sending on a kept-alive connection
+CLOSE = {"Connection": "close"}
+
+
+def _limit_text(path: str, limit: int, json_tensors: bool) -> str:
+    advice = "; send larger tensors with the binary tensor data extension" if json_tensors else ""
+    return f"{path} accepts at most {limit:,} bytes{advice}"
+
+
+def _bounded(receive: Receive, limit: int, limit_text: str) -> Receive:
     """``receive`` that raises RequestTooLargeError (413) once the body passes ``limit`` bytes."""
     seen = 0
 
@@ -86,7 +103,7 @@ def _bounded(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise RequestTooLargeError(f"the request body is over the {limit:,}-byte limit of its route")
+                raise RequestTooLargeError(f"the request body is too large: {limit_text}")
         return message
 
     return bounded

@@ -38,6 +38,8 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RecognizerError], int], ...] = (
     (errors.RequestTooLargeError, 413),
     (errors.RequestError, 422),
     (errors.UnknownModelError, 404),
+    # The Open Inference Protocol's readiness probes answer "no" with a 4xx, not a server error.
+    (errors.ModelNotLoadedError, 400),
     (errors.NotReadyError, 503),
     # Registered but not installed here: retrying will not help until an operator acts.
     (errors.WeightsNotFoundError, 409),
@@ -126,7 +128,9 @@ def error_body(exc: errors.RecognizerError, instance: str = "") -> dict[str, obj
 
 def error_problem(exc: errors.RecognizerError, instance: str = "") -> JSONResponse:
     status = status_for(exc)
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, errors.NotReadyError) else None
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    if status == 413:  # stop reading what a client may still be sending
+        headers = {"Connection": "close"}
     return JSONResponse(
         error_body(exc, instance), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )

@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from recognizer.api.deps import pipeline_of, settings_of
+from recognizer.api.problems import responses_for
+from recognizer.api.routes_v1 import CLASSIFY_ERRORS, IMAGE_BODY
 from recognizer.api.schemas import CompatPrediction
 from recognizer.api.uploads import read_uploads
 from recognizer.errors import NotReadyError
+from recognizer.export import artifacts
 from recognizer.inference.pipeline import Options
 
 router = APIRouter()
@@ -21,14 +26,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["ops"])
+@router.get("/readyz", tags=["ops"], responses=responses_for(503))
 async def readyz(request: Request) -> dict[str, object]:
     """The default model is loaded and warmed up: send traffic."""
     pipeline = pipeline_of(request)
     if not pipeline.ready:
         failure = pipeline.startup_error
+        if failure is not None:
+            raise NotReadyError(f"default model failed to load: {failure}")
+        building = artifacts.builds_in_progress()
         raise NotReadyError(
-            f"default model failed to load: {failure}" if failure else "default model is loading"
+            f"default model is loading: {'; '.join(building)}" if building else "default model is loading"
         )
     engine = pipeline.models[pipeline.default_model].model.engine
     return {
@@ -39,13 +47,29 @@ async def readyz(request: Request) -> dict[str, object]:
     }
 
 
-@router.get("/metrics", tags=["ops"])
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
+
+
+@router.get(
+    "/metrics",
+    tags=["ops"],
+    response_class=PlainTextResponse,
+    responses={200: {"content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: Request) -> Response:
-    """Prometheus text format; ``recognizer_mean_batch_size`` shows micro-batching at work."""
-    return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+    """Prometheus text format, summed over all workers when there are several;
+    ``recognizer_mean_batch_size`` shows micro-batching at work."""
+    body = await run_in_threadpool(request.app.state.metrics.render)  # with workers, reads their files
+    return Response(body, media_type=PROMETHEUS_TEXT)
 
 
-@router.post("/predict", response_model=list[CompatPrediction], tags=["compat"])
+@router.post(
+    "/predict",
+    response_model=list[CompatPrediction],
+    tags=["compat"],
+    openapi_extra=IMAGE_BODY,
+    responses=CLASSIFY_ERRORS,
+)
 async def predict_compat(
     request: Request, top_k: Annotated[int, Query(ge=1, le=1000)] = 5
 ) -> list[CompatPrediction]:

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query, Request
 
 from recognizer.api.deps import pipeline_of, settings_of
 from recognizer.api.limits import MAX_BATCH_FILES
-from recognizer.api.problems import error_body
+from recognizer.api.problems import error_body, responses_for
 from recognizer.api.schemas import BatchItem, BatchResponse, ClassifyResponse, ModelInfo
 from recognizer.api.uploads import read_uploads
 from recognizer.engines import available_engines
 from recognizer.inference.pipeline import Options
 from recognizer.inference.results import Recognition
-from recognizer.models import list_model_specs
+from recognizer.models import list_model_specs, model_names
 from recognizer.models.weights import available_offline
 
 router = APIRouter(prefix="/v1", tags=["v1"])
@@ -28,14 +28,24 @@ Groups = Annotated[
         description="add label-group scores (dog, cat, vehicle, ...); default: the server's groups setting"
     ),
 ]
-ModelName = Annotated[str | None, Query(description="model name; default: the server's default model")]
+ModelName = Annotated[
+    str | None,
+    Query(
+        description="model name; default: the server's default model",
+        json_schema_extra={"enum": model_names()},
+    ),
+]
 
 IMAGE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
             },
             "image/*": {"schema": {"type": "string", "format": "binary"}},
         },
@@ -48,18 +58,31 @@ BATCH_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
+                    "required": ["file"],
                     "properties": {
-                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                        "file": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_BATCH_FILES,
+                            "items": {"type": "string", "format": "binary"},
+                        }
                     },
                 }
             }
         },
     }
 }
+#: what classifying can answer besides 200: bad or unsupported images, a model that is unknown or
+#: not installed, a body over the limit, bad parameters, not ready yet
+CLASSIFY_ERRORS = responses_for(400, 404, 409, 413, 415, 422, 503)
 
 
 @router.post(
-    "/classify", response_model=ClassifyResponse, response_model_exclude_none=True, openapi_extra=IMAGE_BODY
+    "/classify",
+    response_model=ClassifyResponse,
+    response_model_exclude_none=True,
+    openapi_extra=IMAGE_BODY,
+    responses=CLASSIFY_ERRORS,
 )
 async def classify(
     request: Request, top_k: TopK = None, model: ModelName = None, groups: Groups = None
@@ -82,6 +105,7 @@ async def classify(
     response_model=BatchResponse,
     response_model_exclude_none=True,
     openapi_extra=BATCH_BODY,
+    responses=CLASSIFY_ERRORS,
 )
 async def classify_batch(
     request: Request, top_k: TopK = None, model: ModelName = None, groups: Groups = None

@@ -10,12 +10,14 @@ binary as the client asks. Bodies are parsed off the event loop when they are la
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from recognizer import __version__
 from recognizer.api.deps import pipeline_of, settings_of
+from recognizer.api.limits import JSON_TENSOR_BYTES
 from recognizer.api.problems import responses_for
 from recognizer.api.v2_codec import (
     BINARY_EXTENSION,
@@ -24,11 +26,12 @@ from recognizer.api.v2_codec import (
     encode_response,
     parse_request,
 )
-from recognizer.errors import NotReadyError, RequestError
+from recognizer.errors import ModelNotLoadedError, RequestError, RequestTooLargeError
 from recognizer.inference.pipeline import Options, Pipeline
-from recognizer.models import ModelSpec, get_model_spec
+from recognizer.models import ModelSpec, get_model_spec, model_names
 
 router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
+ModelPath = Annotated[str, Path(description="a registered model", json_schema_extra={"enum": model_names()})]
 #: bodies above this are parsed on a worker thread, so other requests keep being served meanwhile
 PARSE_OFF_LOOP_BYTES = 256 * 1024
 
@@ -52,10 +55,15 @@ INFER_BODY = {
                                 "type": "object",
                                 "required": ["name", "datatype", "shape", "data"],
                                 "properties": {
-                                    "name": {"type": "string"},
+                                    "name": {"type": "string", "enum": ["input", "image"]},
                                     "datatype": {"type": "string", "enum": ["FP32", "BYTES"]},
-                                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-                                    "data": {"type": "array"},
+                                    "shape": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": 4,
+                                        "items": {"type": "integer", "minimum": 1},
+                                    },
+                                    "data": {"type": "array", "minItems": 1},
                                 },
                             },
                         },
@@ -85,15 +93,15 @@ async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/health/ready", responses=responses_for(503))
+@router.get("/health/ready", responses=responses_for(400))
 async def ready(request: Request) -> dict[str, bool]:
     if not pipeline_of(request).ready:
-        raise NotReadyError("the default model is still loading")
+        raise ModelNotLoadedError("the default model is still loading")
     return {"ready": True}
 
 
 @router.get("/models/{name}", responses=responses_for(404))
-async def model_metadata(name: str) -> dict[str, object]:
+async def model_metadata(name: ModelPath) -> dict[str, object]:
     spec = get_model_spec(name)
     size = spec.preprocessing.crop
     return {
@@ -115,11 +123,11 @@ async def model_metadata(name: str) -> dict[str, object]:
     }
 
 
-@router.get("/models/{name}/ready", responses=responses_for(404, 503))
-async def model_ready(name: str, request: Request) -> dict[str, object]:
+@router.get("/models/{name}/ready", responses=responses_for(400, 404))
+async def model_ready(name: ModelPath, request: Request) -> dict[str, object]:
     spec = get_model_spec(name)
     if spec.name not in pipeline_of(request).models:
-        raise NotReadyError(f"model {spec.name} is not loaded yet; it loads on its first request")
+        raise ModelNotLoadedError(f"model {spec.name} is not loaded yet; it loads on its first request")
     return {"name": spec.name, "ready": True}
 
 
@@ -129,7 +137,7 @@ async def model_ready(name: str, request: Request) -> dict[str, object]:
     response_class=Response,
     responses=responses_for(400, 404, 409, 413, 415, 422, 503),
 )
-async def infer(name: str, request: Request) -> Response:
+async def infer(name: ModelPath, request: Request) -> Response:
     return await _infer(name, request)
 
 
@@ -145,8 +153,12 @@ async def _infer(name: str, request: Request) -> Response:
     spec = get_model_spec(name)
     if request.headers.get("content-encoding", "identity") != "identity":
         raise RequestError("compressed request bodies are not accepted; send the body uncompressed")
-    body = await request.body()
     header = request.headers.get(HEADER_LENGTH)
+    if header is not None and header.isdigit() and int(header) > JSON_TENSOR_BYTES:
+        raise RequestTooLargeError(
+            f"the JSON header is {int(header):,} bytes, over {JSON_TENSOR_BYTES:,}; send tensors as binary"
+        )
+    body = await request.body()
     if len(body) > PARSE_OFF_LOOP_BYTES:
         parsed = await asyncio.to_thread(parse_request, body, header)
     else:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from recognizer.cli.common import make_settings, model_options
+
+#: where prometheus_client's multi-process mode keeps each worker's metric files
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @click.command("serve")
@@ -36,4 +43,28 @@ def command(**flags: Any) -> None:
     for key, value in flags.items():
         if value is not None:
             os.environ[f"RECOGNIZER_{key.upper()}"] = str(value)
-    uvicorn.run("recognizer.api.app:create_app_from_env", factory=True, workers=server.workers, **common)
+    with shared_metrics_dir() as path:
+        click.echo(f"recognizer: /metrics sums the workers' metrics, kept in {path}", err=True)
+        uvicorn.run("recognizer.api.app:create_app_from_env", factory=True, workers=server.workers, **common)
+
+
+@contextmanager
+def shared_metrics_dir() -> Iterator[str]:
+    """A fresh directory for the workers' metric files (prometheus_client's multi-process mode),
+    named in the environment before any worker starts, and removed when the server stops.
+
+    A directory the user named in ``PROMETHEUS_MULTIPROC_DIR`` is used as it is and left in place:
+    clearing it between runs is then theirs to do (old files would be summed in).
+    """
+    own = os.environ.get(MULTIPROC_ENV) or os.environ.get(MULTIPROC_ENV.lower())
+    if own:
+        os.environ[MULTIPROC_ENV] = own  # the old lower-case name: workers check the upper-case one
+        yield own
+        return
+    path = tempfile.mkdtemp(prefix="recognizer-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)

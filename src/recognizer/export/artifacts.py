@@ -25,6 +25,7 @@ from recognizer.models.spec import ModelSpec
 from recognizer.models.weights import ResolvedWeights
 
 log = logging.getLogger("recognizer.export")
+_BUILDING: set[str] = set()
 
 #: engines whose artifact ``recognizer export`` builds (torch eager runs the weights themselves)
 EXPORTABLE = tuple(kind.name for kind in ENGINE_KINDS if kind.artifact != "state-dict")
@@ -178,9 +179,19 @@ def build_in_child_process(
         return artifact
     if weights.origin == "artifact" or not can_export():
         raise _cannot_build(engine, spec, weights)
-    log.warning("building the %s artifact for %s (one time; later starts reuse it)", engine, spec.name)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
-        return child.submit(build, engine, cache_dir, spec, weights).result()
+    note = f"building the {engine} artifact for {spec.name} (one time, about 30 s; later starts reuse it)"
+    log.warning(note)
+    _BUILDING.add(note)
+    try:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
+            return child.submit(build, engine, cache_dir, spec, weights).result()
+    finally:
+        _BUILDING.discard(note)
+
+
+def builds_in_progress() -> list[str]:
+    """What this process is building right now, for a readiness answer that says why it waits."""
+    return sorted(_BUILDING)
 
 
 def _cannot_build(engine: str, spec: ModelSpec, weights: ResolvedWeights) -> RecognizerError:

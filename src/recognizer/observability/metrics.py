@@ -1,19 +1,88 @@
-"""Prometheus metrics, one registry per app so tests and multiple apps never collide."""
+"""Prometheus metrics, one registry per app so tests and multiple apps never collide.
+
+One process (``recognizer serve``, tests): every metric lives in the app's own registry and
+``/metrics`` renders it.
+
+Several workers (``recognizer serve --workers N``): each worker is its own process with its own
+counters, and a scrape reaches whichever worker accepts it, so per-process numbers would jump
+about between scrapes. ``serve`` therefore points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+directory before the workers start; prometheus_client then keeps every value in a per-process
+file there (it picks that at import, from the variable), and ``render()`` sums the files of all
+workers, dead ones included, so counters and histograms never go backwards when a worker is
+replaced. What cannot simply be summed from files:
+
+- ``recognizer_mean_batch_size``: a mean of means is wrong, so it is not written to the files; the
+  scrape derives it per model from the summed ``recognizer_batch_size`` ``_sum`` / ``_count``.
+- the hook gauges, which read live objects with ``set_function`` (the scraping worker cannot call
+  another worker's function): each worker copies its values into its files every
+  ``HOOK_PUBLISH_S`` seconds (and at once when it answers a scrape).
+  ``recognizer_hook_queue_depth`` is ``livesum``: the sum over the workers alive now, since a dead
+  worker's queue died with it; every scrape first drops the files of workers no longer running
+  (``mark_process_dead``), so a killed or replaced worker stops counting. ``recognizer_hook_dropped``
+  and ``recognizer_hook_failures`` only grow within a worker, so they are ``sum`` (dead workers'
+  counts are kept) and are published as increments, so the total never goes backwards.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import contextlib
+import os
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 from recognizer.inference.hooks import Hook, Hooks
 from recognizer.inference.results import Recognition
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: how often, in multi-worker mode, a worker copies its hook state into its metric files
+HOOK_PUBLISH_S = 1.0
+
+MEAN_BATCH = "recognizer_mean_batch_size"
+MEAN_BATCH_DOC = "Mean images per engine call since start"
+#: name, help, multiprocess mode, how to read it off Hooks
+HOOK_GAUGES: tuple[tuple[str, str, str, Callable[[Hooks], int]], ...] = (
+    (
+        "recognizer_hook_queue_depth",
+        "Recognitions waiting for background hooks",
+        "livesum",
+        lambda hooks: hooks.pending,
+    ),
+    (
+        "recognizer_hook_dropped",
+        "Recognitions dropped because hooks fell behind",
+        "sum",
+        lambda hooks: hooks.dropped,
+    ),
+    ("recognizer_hook_failures", "Hook calls that raised (logged)", "sum", lambda hooks: hooks.failed),
+)
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+
+
+def multiprocess_dir() -> str | None:
+    """The directory workers share their metrics through, or None in single-process mode.
+
+    Multi-process only if prometheus_client chose its file-backed values, i.e. the variable was
+    set before it was imported (``recognizer serve --workers N`` sets it before spawning them).
+    """
+    path = os.environ.get(MULTIPROC_ENV)
+    return path if path and getattr(values.ValueClass, "_multiprocess", False) else None
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        #: set when the values live in files shared by all workers (see the module docstring)
+        self.multiprocess_dir = multiprocess_dir()
         self.requests = Counter(
             "recognizer_requests",
             "HTTP requests by route and status",
@@ -41,12 +110,8 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.mean_batch_size = Gauge(
-            "recognizer_mean_batch_size",
-            "Mean images per engine call since start",
-            ["model"],
-            registry=self.registry,
-        )
+        #: set in single-process mode only; with several workers the scrape derives it
+        self.mean_batch_size = Gauge(MEAN_BATCH, MEAN_BATCH_DOC, ["model"], registry=self.registry)
         self.image_errors = Counter(
             "recognizer_image_errors", "Rejected inputs by error type", ["type"], registry=self.registry
         )
@@ -57,37 +122,125 @@ class Metrics:
             registry=self.registry,
         )
         self._batched: dict[str, tuple[int, int]] = {}
+        self._publishers: list[_HookPublisher] = []
 
     def observe_batch(self, model: str, size: int, seconds: float) -> None:
         self.batch_size.labels(model).observe(size)
         self.inference_seconds.labels(model).observe(seconds)
         batches, items = self._batched.get(model, (0, 0))
         self._batched[model] = (batches + 1, items + size)
-        self.mean_batch_size.labels(model).set((items + size) / (batches + 1))
+        if self.multiprocess_dir is None:
+            self.mean_batch_size.labels(model).set((items + size) / (batches + 1))
 
     def mean_batch(self, model: str) -> float:
+        """This process's mean images per engine call (``/metrics`` has all workers')."""
         batches, items = self._batched.get(model, (0, 0))
         return items / batches if batches else 0.0
 
     def watch_hooks(self, hooks: Hooks) -> None:
         """Expose how far behind the hooks are, and what they dropped or failed on."""
-        for name, doc, read in (
-            (
-                "recognizer_hook_queue_depth",
-                "Recognitions waiting for background hooks",
-                lambda: hooks.pending,
-            ),
-            (
-                "recognizer_hook_dropped",
-                "Recognitions dropped because hooks fell behind",
-                lambda: hooks.dropped,
-            ),
-            ("recognizer_hook_failures", "Hook calls that raised (logged)", lambda: hooks.failed),
-        ):
-            Gauge(name, doc, registry=self.registry).set_function(read)
+        if self.multiprocess_dir is None:
+            for name, doc, _, read in HOOK_GAUGES:
+                Gauge(name, doc, registry=self.registry).set_function(lambda read=read: read(hooks))
+            return
+        gauges = [
+            (Gauge(name, doc, registry=self.registry, multiprocess_mode=mode), mode, read)
+            for name, doc, mode, read in HOOK_GAUGES
+        ]
+        publisher = _HookPublisher(hooks, gauges)
+        publisher.publish()
+        threading.Thread(target=publisher.run, name="metrics-hooks", daemon=True).start()
+        self._publishers.append(publisher)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text: this app's registry, or the sum over all workers' files."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        for publisher in self._publishers:
+            publisher.publish()
+        forget_dead_workers(self.multiprocess_dir)
+        registry = CollectorRegistry()
+        registry.register(_AllWorkers(MultiProcessCollector(None, self.multiprocess_dir)))
+        return generate_latest(registry)
+
+
+class _HookPublisher:
+    """Copies one worker's hook state into its metric files (multi-worker mode only)."""
+
+    def __init__(self, hooks: Hooks, gauges: list[tuple[Gauge, str, Callable[[Hooks], int]]]) -> None:
+        self._hooks = weakref.ref(hooks)  # the thread ends once its app is gone
+        self._gauges = gauges
+        self._published = [0] * len(gauges)
+        self._lock = threading.Lock()
+
+    def publish(self) -> bool:
+        hooks = self._hooks()
+        if hooks is None:
+            return False
+        with self._lock:
+            for index, (gauge, mode, read) in enumerate(self._gauges):
+                value = read(hooks)
+                if mode == "sum":  # a count: add what is new, onto whatever the file holds
+                    if value != self._published[index]:
+                        gauge.inc(value - self._published[index])
+                else:
+                    gauge.set(value)
+                self._published[index] = value
+        return True
+
+    def run(self) -> None:
+        """A daemon thread's loop; it ends with its app's hooks."""
+        while True:
+            time.sleep(HOOK_PUBLISH_S)
+            if not self.publish():
+                return
+
+
+def forget_dead_workers(path: str) -> None:
+    """``mark_process_dead`` for every worker with live-gauge files that is no longer running,
+    so ``livesum`` gauges count only the workers serving now."""
+    pids = {int(match[1]) for name in os.listdir(path) if (match := _LIVE_GAUGE_FILE.fullmatch(name))}
+    for pid in pids:
+        if not _running(pid):
+            with contextlib.suppress(FileNotFoundError):  # another worker's scrape got there first
+                mark_process_dead(pid, path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, someone else's
+        return True
+    return True
+
+
+class _AllWorkers(Collector):
+    """Every worker's metrics, summed from the files, with the mean batch size derived from the
+    summed batch-size histogram (a mean of per-worker means would be wrong)."""
+
+    def __init__(self, files: MultiProcessCollector) -> None:
+        self._files = files
+
+    def collect(self) -> Iterator[Metric]:
+        sums: dict[str, float] = {}
+        counts: dict[str, float] = {}
+        for family in self._files.collect():
+            if family.name == MEAN_BATCH:
+                continue
+            if family.name == "recognizer_batch_size":
+                for sample in family.samples:
+                    if sample.name.endswith("_sum"):
+                        sums[sample.labels["model"]] = sample.value
+                    elif sample.name.endswith("_count"):
+                        counts[sample.labels["model"]] = sample.value
+            yield family
+        mean = GaugeMetricFamily(MEAN_BATCH, MEAN_BATCH_DOC, labels=["model"])
+        for model, count in sorted(counts.items()):
+            if count:
+                mean.add_metric([model], sums.get(model, 0.0) / count)
+        yield mean
 
 
 class MetricsHook(Hook):

@@ -26,6 +26,7 @@ EXPECTED_STATUS: dict[type[errors.RecognizerError], int] = {
     errors.EngineError: 500,
     errors.EngineUnavailableError: 409,
     errors.NotReadyError: 503,
+    errors.ModelNotLoadedError: 400,  # the Open Inference Protocol's readiness "no" is a 4xx
     errors.RequestError: 422,
     errors.UnsupportedMediaError: 415,
     errors.RequestTooLargeError: 413,

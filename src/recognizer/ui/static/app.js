@@ -2,62 +2,143 @@
 // The page talks to the same JSON API as every other client: GET /v1/models, POST /v1/classify.
 const $ = (id) => document.getElementById(id);
 const zone = $("drop-zone"), input = $("file-input"), modelSelect = $("model-select"), topk = $("topk-select");
+const result = $("result"), answer = $("answer"), figure = $("preview-figure"), preview = $("preview");
 let lastFile = null;
+let previewUrl = null;
+let request = 0; // only the newest request may paint its answer
+
+const percent = (value) => `${Number(value).toFixed(1)}%`;
 
 async function loadModels() {
+  let models;
   try {
-    const models = await (await fetch("/v1/models")).json();
-    for (const m of models) {
-      const option = new Option(`${m.name} (${m.accuracy["acc@1"]}% top-1)${m.default ? " — default" : ""}`, m.name);
-      option.disabled = !m.available_offline && !m.loaded;
-      modelSelect.add(option);
+    const response = await fetch("/v1/models");
+    if (!response.ok) return; // the picker stays at "default"
+    models = await response.json();
+  } catch (err) { return; }
+  let unavailable = 0;
+  for (const m of models) {
+    const usable = m.available_offline || m.loaded;
+    const acc = m.accuracy && m.accuracy["acc@1"] != null ? ` (${percent(m.accuracy["acc@1"])} top-1)` : "";
+    const notes = [];
+    if (m.default) notes.push("default");
+    if (!usable) notes.push("weights not installed");
+    const text = `${m.name}${acc}${notes.length ? ` — ${notes.join(", ")}` : ""}`;
+    const option = new Option(text, m.name);
+    option.disabled = !usable;
+    if (!usable) {
+      option.title = `${m.name}'s weights are not on this machine`;
+      unavailable += 1;
     }
-  } catch (err) { /* the picker stays at "default" */ }
+    if (m.default) modelSelect.options[0].textContent = `default (${m.name})`;
+    modelSelect.add(option);
+  }
+  show($("model-note"), unavailable > 0);
 }
 
 function show(el, visible) { el.hidden = !visible; }
+
+function clearPreview() {
+  show(figure, false);
+  result.classList.remove("with-preview");
+  preview.removeAttribute("src");
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = null;
+}
+
+function showPreview(file) {
+  clearPreview();
+  previewUrl = URL.createObjectURL(file);
+  preview.src = previewUrl;
+  show(figure, true);
+  result.classList.add("with-preview");
+}
+
+// A file the browser can't draw (a PDF renamed .jpg, an empty file, a TIFF) gets no broken-image icon.
+preview.addEventListener("error", () => { if (preview.getAttribute("src")) clearPreview(); });
+
+function bringIntoView() {
+  const reduce = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  answer.scrollIntoView({ block: "nearest", behavior: reduce ? "auto" : "smooth" });
+}
 
 function renderPredictions(body) {
   const list = $("predictions");
   list.replaceChildren();
   for (const p of body.predictions) {
-    const pct = (p.score * 100).toFixed(1);
+    const pct = percent(p.score * 100);
     const li = document.createElement("li");
-    li.innerHTML = `<span class="bar" style="width:${pct}%"></span>` +
-      `<span class="row"><span><span class="label"></span><span class="wnid"></span></span><span class="pct">${pct}%</span></span>`;
-    li.querySelector(".label").textContent = p.label;
-    li.querySelector(".wnid").textContent = `${p.wnid} · #${p.index}`;
-    li.setAttribute("aria-label", `${p.label}, ${pct} percent`);
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    li.style.setProperty("--score", pct);
+    const row = document.createElement("span");
+    row.className = "row";
+    const name = document.createElement("span");
+    name.className = "name";
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = p.label;
+    const wnid = document.createElement("span");
+    wnid.className = "wnid";
+    wnid.textContent = `${p.wnid} · #${p.index}`;
+    const score = document.createElement("span");
+    score.className = "pct";
+    score.textContent = pct;
+    name.append(label, " ", wnid);
+    row.append(name, score);
+    li.append(bar, row);
+    li.setAttribute("aria-label", `${p.label}, ${pct.replace("%", " percent")}`);
     list.append(li);
   }
-  $("meta").textContent = `${body.model} · ${body.engine} · ${body.timing_ms.total.toFixed(0)} ms on the server`;
+  const groups = Array.isArray(body.groups) ? body.groups.filter((g) => g.score >= 0.05).slice(0, 3) : [];
+  $("groups").textContent = groups.length ? `Groups: ${groups.map((g) => `${g.name.replace(/_/g, " ")} ${percent(g.score * 100)}`).join(" · ")}` : "";
+  show($("groups"), groups.length > 0);
+  const total = body.timing_ms && body.timing_ms.total != null ? ` · ${body.timing_ms.total.toFixed(0)} ms on the server` : "";
+  $("meta").textContent = `${body.model} · ${body.engine}${total}`;
+}
+
+async function problem(response) {
+  try {
+    const body = await response.json();
+    if (body && (body.detail || body.title)) return body.detail || body.title;
+  } catch (err) { /* not JSON: a proxy's page, say */ }
+  return `the server answered ${response.status} ${response.statusText}`.trim();
 }
 
 async function classify(file) {
+  const mine = ++request;
   lastFile = file;
-  $("preview").src = URL.createObjectURL(file);
-  show($("preview-figure"), true);
+  showPreview(file);
   show($("error"), false);
+  $("error").textContent = "";
   $("predictions").replaceChildren();
+  $("groups").textContent = "";
+  show($("groups"), false);
   $("meta").textContent = "";
   $("status").textContent = "Recognizing…";
-  $("result").setAttribute("aria-busy", "true");
+  answer.setAttribute("aria-busy", "true");
   const form = new FormData();
   form.append("file", file);
   const params = new URLSearchParams({ top_k: topk.value });
   if (modelSelect.value) params.set("model", modelSelect.value);
   try {
     const response = await fetch(`/v1/classify?${params}`, { method: "POST", body: form });
+    if (!response.ok) throw new Error(await problem(response));
     const body = await response.json();
-    if (!response.ok) throw new Error(body.detail || `the server answered ${response.status}`);
+    if (mine !== request) return;
     $("status").textContent = "";
     renderPredictions(body);
   } catch (err) {
+    if (mine !== request) return;
+    clearPreview();
     $("status").textContent = "";
     $("error").textContent = `Could not recognize this file: ${err.message}`;
     show($("error"), true);
   } finally {
-    $("result").setAttribute("aria-busy", "false");
+    if (mine === request) {
+      answer.setAttribute("aria-busy", "false");
+      bringIntoView();
+    }
   }
 }
 
