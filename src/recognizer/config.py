@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -50,7 +50,7 @@ class EngineSettings(BaseSettings):
 
     name: str = Field(
         "auto",
-        validation_alias=AliasChoices("RECOGNIZER_ENGINE", "engine"),
+        validation_alias="RECOGNIZER_ENGINE",  # `name=` works too (populate_by_name); bare ENGINE does not
         description="Inference engine: auto or one of recognizer.engines.ENGINE_NAMES.",
     )
     device: Device = Field(
@@ -191,5 +191,13 @@ class Settings(BaseSettings):
         return self.engine.threads or max(1, (os.cpu_count() or 1) // self.server.workers)
 
     def with_flags(self, **flags: Any) -> Settings:
-        """A copy with some settings changed, flat names allowed (``with_flags(model="resnet18")``)."""
-        return Settings(**(self.model_dump() | flags))
+        """A copy with some settings changed, flat names allowed (``with_flags(model="resnet18")``);
+        every other setting, in sections too, stays as it is here."""
+        data = self.model_dump()
+        for key, value in flags.items():
+            section = next((name for name, cls in SECTIONS.items() if key in _flat_keys(cls)), None)
+            if section is None:
+                data[key] = value
+            else:
+                data[section][_flat_keys(SECTIONS[section])[key]] = value
+        return Settings(**data)

@@ -29,6 +29,8 @@ from recognizer.models.spec import Preprocessing
 #: file suffixes treated as images when a folder is given (CLI, calibration)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
+#: longest side over shortest side that a photo may have
+MAX_ASPECT_RATIO = 100
 _ORIENTATION = 0x0112  # EXIF tag; values 5-8 rotate by 90 degrees, swapping width and height
 _TRANSPOSING = frozenset({5, 6, 7, 8})
 
@@ -84,6 +86,12 @@ def decode_with_size(
         )
     image = _open(data, limits)
     width, height = image.size
+    if max(width, height) > MAX_ASPECT_RATIO * max(min(width, height), 1):
+        # Resizing the short side to ~256 px would make the long side huge (a 4 x 2,000,000 PNG of
+        # 10 KB needed 1.8 GB): no photo is shaped like this.
+        raise ImageTooLargeError(
+            f"the image is {width}x{height}: more than {MAX_ASPECT_RATIO}:1; send a photo, not a strip"
+        )
     if width * height > limits.max_pixels:
         raise ImageTooLargeError(
             f"the image is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "

@@ -81,3 +81,14 @@ def test_threads_are_split_between_workers(monkeypatch):
     assert (
         Settings(workers=2).effective_threads == 4 and Settings(threads=3, workers=2).effective_threads == 3
     )
+
+
+def test_only_prefixed_variables_count(monkeypatch):
+    monkeypatch.setenv("ENGINE", "bogus")  # a bare name another program may set
+    assert Settings().engine.name == "auto"
+
+
+def test_a_changed_copy_keeps_the_rest_of_each_section():
+    copy = Settings(device="cpu", threads=3, max_wait_ms=9).with_flags(engine="torch", model="resnet18")
+    assert (copy.engine.name, copy.engine.device, copy.engine.threads) == ("torch", "cpu", 3)
+    assert (copy.model, copy.batching.max_wait_ms) == ("resnet18", 9)

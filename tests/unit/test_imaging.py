@@ -188,3 +188,11 @@ def test_draft_decoding_shrinks_big_jpegs_but_never_below_the_target(cat_photo):
 def test_preprocess_output_feeds_a_torch_model_unchanged(cat_photo):
     batch = torch.from_numpy(preprocess(cat_photo, RESNET)[None])
     assert batch.shape == (1, 3, 224, 224)
+
+
+def test_a_tiny_strip_that_would_resize_to_gigabytes_is_refused_before_decoding():
+    strip = Image.new("L", (4, 2_000_000))
+    data = png_bytes(strip)
+    assert len(data) < 100_000  # ~10 KB that would need gigabytes once resized
+    with pytest.raises(ImageTooLargeError, match="more than 100:1"):
+        decode_image(data)

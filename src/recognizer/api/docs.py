@@ -72,6 +72,9 @@ def install(app: FastAPI) -> None:
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+            for path_item in document["paths"].values():
+                for operation in path_item.values():
+                    _errors_as_problems(operation["responses"])
             app.openapi_schema = document
         return app.openapi_schema
 

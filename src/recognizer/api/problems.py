@@ -21,8 +21,12 @@ from recognizer import errors
 log = logging.getLogger("recognizer.api")
 
 PROBLEM_JSON = "application/problem+json"
-#: an absolute path of two or more parts, as error messages name files on the server
-_SERVER_PATH = re.compile(r"(?<![\w.:/])(/[\w.@+-]+){2,}")
+#: a path under a filesystem root, as error messages name files on the server (the API's own
+#: routes, /v1/..., are not under one of these)
+_SERVER_PATH = re.compile(
+    r"(?<![\w.:/])/(?:root|home|tmp|var|usr|opt|etc|srv|mnt|media|data|work|run|proc|nix|Users)"
+    r"(?:/[^\s;,'\"()]+)+"
+)
 #: nginx's code for "the client closed the connection before the answer": what metrics count
 CLIENT_CLOSED = 499
 #: seconds a client should wait before retrying a 503 (the model is still loading)
@@ -139,8 +143,10 @@ def error_problem(exc: errors.RecognizerError, instance: str = "") -> JSONRespon
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.RecognizerError)
     async def _recognizer_error(request: Request, exc: errors.RecognizerError) -> JSONResponse:
-        if status_for(exc) >= 500 or public_detail(exc) != str(exc):
+        if status_for(exc) >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
+        elif public_detail(exc) != str(exc):  # the client got a redacted detail: keep the full one here
+            log.info("%s %s: %s", request.method, request.url.path, exc)
         return error_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)

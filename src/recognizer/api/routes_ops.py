@@ -13,7 +13,7 @@ from recognizer.api.problems import responses_for
 from recognizer.api.routes_v1 import CLASSIFY_ERRORS, IMAGE_BODY
 from recognizer.api.schemas import CompatPrediction
 from recognizer.api.uploads import read_uploads
-from recognizer.errors import NotReadyError
+from recognizer.errors import EngineError, NotReadyError, RecognizerError
 from recognizer.export import artifacts
 from recognizer.inference.pipeline import Options
 
@@ -26,14 +26,15 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["ops"], responses=responses_for(503))
+@router.get("/readyz", tags=["ops"], responses=responses_for(409, 500, 503))
 async def readyz(request: Request) -> dict[str, object]:
     """The default model is loaded and warmed up: send traffic."""
     pipeline = pipeline_of(request)
     if not pipeline.ready:
         failure = pipeline.startup_error
-        if failure is not None:
-            raise NotReadyError(f"default model failed to load: {failure}")
+        if failure is not None:  # permanent until an operator acts: its own status, no Retry-After
+            kind = type(failure) if isinstance(failure, RecognizerError) else EngineError
+            raise kind(f"default model failed to load: {failure}")
         building = artifacts.builds_in_progress()
         raise NotReadyError(
             f"default model is loading: {'; '.join(building)}" if building else "default model is loading"

@@ -154,7 +154,7 @@ async def _infer(name: str, request: Request) -> Response:
     if request.headers.get("content-encoding", "identity") != "identity":
         raise RequestError("compressed request bodies are not accepted; send the body uncompressed")
     header = request.headers.get(HEADER_LENGTH)
-    if header is not None and header.isdigit() and int(header) > JSON_TENSOR_BYTES:
+    if header is not None and header.isascii() and header.isdigit() and int(header) > JSON_TENSOR_BYTES:
         raise RequestTooLargeError(
             f"the JSON header is {int(header):,} bytes, over {JSON_TENSOR_BYTES:,}; send tensors as binary"
         )

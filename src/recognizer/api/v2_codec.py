@@ -25,6 +25,8 @@ HEADER_LENGTH = "inference-header-content-length"
 BINARY_EXTENSION = "binary_tensor_data"
 #: how many offending elements a message names before it just counts them
 SHOWN = 5
+MAX_DIMENSIONS = 8
+MAX_DIMENSION = 2**31
 _NUMERIC = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16}
 
 
@@ -58,10 +60,10 @@ def parse_request(body: bytes, header_length: str | None) -> InferenceRequest:
     header, blob = _split(body, header_length)
     try:
         document = json.loads(header, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
-        if isinstance(exc, RequestError):
-            raise
-        raise RequestError(f"the body is not a JSON inference request ({exc})") from None
+    except RequestError:
+        raise
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise RequestError(f"the body is not a JSON inference request ({type(exc).__name__})") from None
     if (
         not isinstance(document, dict)
         or not isinstance(document.get("inputs"), list)
@@ -80,14 +82,14 @@ def parse_request(body: bytes, header_length: str | None) -> InferenceRequest:
         id=str(request_id) if request_id is not None else None,
         inputs=inputs,
         outputs=_requested_outputs(document.get("outputs")),
-        binary_default=bool((document.get("parameters") or {}).get("binary_data_output", False)),
+        binary_default=bool(_parameters(document, "the request").get("binary_data_output", False)),
     )
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
-    if not header_length.isdigit() or int(header_length) > len(body):
+    if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
         raise RequestError(
             f"Inference-Header-Content-Length {header_length!r} must be the JSON header's size in bytes, "
             f"at most the body's {len(body)}"
@@ -103,11 +105,11 @@ def _input(tensor: Any, position: int, blob: bytes, offset: int) -> tuple[InputT
     where = f"input {name!r}" if isinstance(name, str) else f"inputs[{position}]"
     if not isinstance(name, str) or not isinstance(datatype, str):
         raise RequestError(f"{where} needs a string name and datatype")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise RequestError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    if not _valid_shape(shape):
+        raise RequestError(
+            f"{where}: shape must be a list of 1 to {MAX_DIMENSIONS} integers from 0 to {MAX_DIMENSION}"
+        )
+    size = _parameters(tensor, where).get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(blob):
             raise RequestError(f"{where}: binary_data_size {size!r} runs past the binary data sent")
@@ -116,6 +118,21 @@ def _input(tensor: Any, position: int, blob: bytes, offset: int) -> tuple[InputT
     if "data" not in tensor:
         raise RequestError(f"{where} has neither data nor a binary_data_size parameter")
     return InputTensor(name, datatype, shape, _from_json(tensor["data"], datatype, shape, where)), offset
+
+
+def _valid_shape(shape: Any) -> bool:
+    return (
+        isinstance(shape, list)
+        and 1 <= len(shape) <= MAX_DIMENSIONS
+        and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DIMENSION for d in shape)
+    )
+
+
+def _parameters(owner: dict[str, Any], where: str) -> dict[str, Any]:
+    parameters = owner.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise RequestError(f'{where}: "parameters" must be an object')
+    return parameters
 
 
 def _from_binary(raw: bytes, datatype: str, shape: list[int], where: str) -> np.ndarray | list[bytes]:
@@ -146,6 +163,8 @@ def _from_json(data: Any, datatype: str, shape: list[int], where: str) -> np.nda
     if datatype == "BYTES":
         return _base64_items(data, where)
     dtype = _dtype(datatype, where)
+    if not isinstance(data, list):
+        raise RequestError(f"{where}: data must be a list of numbers")
     try:
         array = np.asarray(data, dtype=dtype)
     except (ValueError, TypeError):
@@ -200,7 +219,9 @@ def _requested_outputs(outputs: Any) -> dict[str, bool]:
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
         raise RequestError('"outputs" must be a list of objects with a name')
-    return {o["name"]: bool((o.get("parameters") or {}).get("binary_data", False)) for o in outputs}
+    return {
+        o["name"]: bool(_parameters(o, f"output {o['name']!r}").get("binary_data", False)) for o in outputs
+    }
 
 
 def encode_response(

@@ -54,7 +54,8 @@ def make_settings(**flags: Any) -> Settings:
 
 
 def _describe(error: Any) -> str:
-    field = str(error["loc"][-1]) if error["loc"] else "value"
+    field = str(error["loc"][-1]).removeprefix("RECOGNIZER_").lower() if error["loc"] else "value"
+    field = "name" if field == "engine" else field
     flag = FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
     env = "RECOGNIZER_" + ("ENGINE" if field == "name" else field.upper())
     return f"{flag} / {env}: {error['msg']}"

@@ -89,8 +89,8 @@ def artifact_for(engine: str, cache_dir: Path, spec: ModelSpec, weights: Resolve
     artifact = Artifact(
         engine, cache_dir / "artifacts" / (prefix + _toolchain_tag(kind.artifact)), _FILES[kind.artifact]
     )
-    if artifact.manifest is None and not can_export():
-        return _newest_baked(artifact, prefix) or artifact
+    if artifact.manifest is None and (weights.origin == "artifact" or not can_export()):
+        return _newest_baked(artifact, prefix) or artifact  # nothing here could build it
     return artifact
 
 

@@ -50,7 +50,9 @@ class MicroBatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         while not self._queue.empty():
-            self._queue.get_nowait().future.set_exception(NotReadyError("the service is shutting down"))
+            future = self._queue.get_nowait().future
+            if not future.done():
+                future.set_exception(NotReadyError("the service is shutting down"))
         self._executor.shutdown(wait=True)
 
     async def submit(self, item: np.ndarray) -> np.ndarray:

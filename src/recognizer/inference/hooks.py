@@ -9,6 +9,7 @@ behind, new events are dropped and counted rather than growing memory without li
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -60,6 +61,7 @@ class Hooks:
         self._queue: queue.Queue[object] = queue.Queue(max_queue)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     def add(self, hook: Hook) -> None:
         self.hooks.append(hook)
@@ -72,8 +74,9 @@ class Hooks:
         """Hand one recognition to every hook; returns at once whatever the hooks do."""
         for hook in self.hooks:
             if hook.inline and not _call(hook, recognition):
-                self.failed += 1
-        if not any(not hook.inline for hook in self.hooks):
+                with self._lock:
+                    self.failed += 1
+        if self._closed or all(hook.inline for hook in self.hooks):
             return
         self._ensure_thread()
         try:
@@ -89,19 +92,27 @@ class Hooks:
                     self._thread.start()
 
     def _drain(self) -> None:
-        background = [hook for hook in self.hooks if not hook.inline]
         while (item := self._queue.get()) is not self._STOP:
-            for hook in background:
+            for hook in [hook for hook in self.hooks if not hook.inline]:  # hooks added later count too
                 if not _call(hook, item):  # type: ignore[arg-type]
-                    self.failed += 1
+                    with self._lock:
+                        self.failed += 1
 
     def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued (up to ``timeout``), then close every hook."""
+        """Deliver what is queued (up to ``timeout``), then close every hook. A hook still busy after
+        that is left alone rather than closed under its own feet, and reported."""
+        self._closed = True
         if self._thread is not None:
-            self._queue.put(self._STOP)
+            with contextlib.suppress(queue.Full):
+                self._queue.put(self._STOP, timeout=timeout)
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.warning("hooks still busy after %.0f s; %d events undelivered", timeout, self.pending)
+                log.warning(
+                    "hooks still busy after %.0f s: %d events undelivered, hooks left open",
+                    timeout,
+                    self.pending,
+                )
+                return
         for hook in self.hooks:
             try:
                 hook.close()

@@ -62,7 +62,7 @@ def choose_model(settings: Settings) -> ModelChoice:
     if (
         settings.weights is not None
         or available_offline(flagship, settings.hub_checkpoints)
-        or artifacts.baked_weights(flagship, settings.cache_dir) is not None
+        or artifacts.baked_weights(flagship, settings.cache_dir, settings.weights_sha256) is not None
     ):
         return ModelChoice(flagship, "default model")
     return ModelChoice(

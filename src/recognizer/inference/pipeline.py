@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recognizer.config import Settings
-from recognizer.errors import NotReadyError, RecognizerError
+from recognizer.errors import EngineError, NotReadyError, RecognizerError
 from recognizer.imaging import PreparedInput, prepare_input
 from recognizer.inference.batcher import MicroBatcher
 from recognizer.inference.hooks import Hooks
@@ -29,6 +30,8 @@ from recognizer.inference.loading import LoadedModel, ModelChoice, choose_model,
 from recognizer.inference.postprocess import softmax, top_k_of
 from recognizer.inference.results import Recognition
 from recognizer.models import ModelSpec, get_model_spec
+
+log = logging.getLogger("recognizer.pipeline")
 
 ModelLoader = Callable[[Settings, ModelChoice], LoadedModel]
 BatchObserver = Callable[[str, int, float], None]
@@ -103,10 +106,12 @@ class Pipeline:
     async def stop(self) -> None:
         if self._startup is not None and not self._startup.done():
             self._startup.cancel()
-        for slot in self.models.values():
-            await slot.batcher.stop()
-            slot.model.close()
-        self.models.clear()
+        slots, self.models = list(self.models.values()), {}
+        for slot in slots:
+            try:
+                await slot.batcher.stop()
+            finally:
+                slot.model.close()
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self.hooks.close)
 
@@ -194,6 +199,7 @@ class Pipeline:
         finally:
             for task in in_flight:
                 task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def infer_tensor(self, model: str, batch: np.ndarray) -> np.ndarray:
         """Raw tensor inference (Open Inference Protocol): caller-formed batch, no preprocessing."""
@@ -217,6 +223,12 @@ class Pipeline:
             result.timing_ms = _timing(start, decoded, inferred, time.perf_counter())
         except RecognizerError as exc:
             result.error = exc
+        except Exception as exc:  # a bug or a backend's own exception: this input fails, not the stream
+            log.exception("recognizing %s failed unexpectedly", name)
+            result.error = EngineError(
+                f"recognition failed unexpectedly ({type(exc).__name__}); see the server log"
+            )
+        if result.error is not None:
             result.timing_ms = {"total": round((time.perf_counter() - start) * 1e3, 2)}
         self.hooks.emit(result)
         return result
