@@ -36,6 +36,11 @@ def _default_cache_dir() -> Path:
     return Path(base) / "recognizer"
 
 
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "recognizer"
+
+
 def _default_torch_home() -> Path:
     # Mirrors torch.hub.get_dir() without importing torch: $TORCH_HOME, else $XDG_CACHE_HOME/torch.
     if os.environ.get("TORCH_HOME"):
@@ -145,6 +150,12 @@ class Settings(BaseSettings):
     allow_download: bool = Field(True, description="Download missing weights of an explicitly named model.")
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="ONNX and other artifacts.")
     torch_home: Path = Field(default_factory=_default_torch_home, description="Torch hub cache root.")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="History database and stored images."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the history database; default: SQLite in data_dir."
+    )
 
     engine: EngineSettings = Field(default_factory=EngineSettings)
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
@@ -179,6 +190,11 @@ class Settings(BaseSettings):
     @classmethod
     def _groups(cls, value: str) -> str:
         return value.strip() or "off"
+
+    @property
+    def history_database(self) -> str:
+        """The history database's URL: the one given, else a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir.expanduser() / 'recognizer.db'}"
 
     @property
     def hub_checkpoints(self) -> Path:

@@ -164,3 +164,13 @@ def test_an_empty_folder_is_reported_not_silently_accepted(runner, tmp_path, set
     empty.mkdir()
     result = runner.invoke(main, ["predict", str(empty)])
     assert result.exit_code == 1 and "no images in this folder" in result.stderr
+
+
+def test_db_upgrade_creates_the_history_database_and_current_checks_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECOGNIZER_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "current"]).exit_code == 1  # no schema yet
+    result = runner.invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0 and "schema at revision 0001" in result.stdout
+    assert (tmp_path / "data" / "recognizer.db").is_file()
+    assert runner.invoke(main, ["db", "current"]).exit_code == 0

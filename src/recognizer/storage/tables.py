@@ -1,0 +1,61 @@
+"""The tables, declared once: the migrations create them and ``alembic check`` compares against them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+#: SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+recognitions = Table(
+    "recognitions",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    #: the channel: api, batch, compat, v2, cli, job:ID, stream:NAME
+    Column("source", String(64), nullable=False),
+    #: API key id once keys exist, else the client address
+    Column("client", String(128)),
+    Column("name", String(255), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("engine", String(32), nullable=False),
+    Column("device", String(8), nullable=False),
+    Column("top_index", Integer),
+    Column("top_wnid", String(16)),
+    Column("top_label", String(255)),
+    Column("top_score", Float),
+    #: [{"index", "wnid", "label", "score"}, ...], best first
+    Column("predictions", JSON),
+    #: [{"name", "score"}, ...] when label groups were on
+    Column("groups", JSON),
+    Column("decode_ms", Float),
+    Column("infer_ms", Float),
+    Column("total_ms", Float),
+    Column("sha256", String(64)),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("size_bytes", BigInteger, nullable=False),
+    #: set for a rejected input (e.g. not_an_image), with the message
+    Column("error_code", String(64)),
+    Column("error_detail", Text),
+    Index("ix_recognitions_created_at", "created_at"),
+    Index("ix_recognitions_top_wnid", "top_wnid"),
+    Index("ix_recognitions_model", "model"),
+    Index("ix_recognitions_source", "source"),
+    Index("ix_recognitions_sha256", "sha256"),
+    Index("ix_recognitions_error_code", "error_code"),
+)
