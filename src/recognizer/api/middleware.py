@@ -42,45 +42,43 @@ class GuardAndMeasure:
             await send(message)
 
         try:
-            refusal = self._refusal(scope)
+            json_tensors = _json_tensors(scope)
+            limit = self.limits.for_path(scope["path"], binary_tensors=not json_tensors)
+            refusal = _refusal(scope, limit, json_tensors)
             if refusal is not None:
                 await refusal(scope, receive, send_and_note_status)
                 return
-            limit = self._limit(scope)
             if scope["method"] == "HEAD":
                 scope, send_and_note_status = {**scope, "method": "GET"}, _without_body(send_and_note_status)
-            limit_text = _limit_text(scope["path"], limit, self._json_tensors(scope))
-            await self.app(scope, _bounded(receive, limit, limit_text), send_and_note_status)
+            await self.app(scope, _bounded(receive, limit, scope["path"], json_tensors), send_and_note_status)
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")  # the router fills in "route"
             self.metrics.requests.labels(path, str(status)).inc()
             self.metrics.request_seconds.labels(path).observe(time.perf_counter() - start)
 
-    def _refusal(self, scope: Scope) -> ASGIApp | None:
-        headers = scope["headers"]
-        size = sum(len(name) + len(value) for name, value in headers)
-        if size > MAX_HEADER_BYTES or len(headers) > MAX_HEADERS:
-            detail = (
-                f"the request has {len(headers)} header fields, {size} bytes; the limits are "
-                f"{MAX_HEADERS} fields and {MAX_HEADER_BYTES} bytes"
-            )
-            return problems.problem(431, "headers_too_large", detail, scope["path"])
-        declared = next((value for name, value in headers if name == b"content-length"), b"")
-        limit = self._limit(scope)
-        if declared.isdigit() and int(declared) > limit:
-            limit_text = _limit_text(scope["path"], limit, self._json_tensors(scope))
-            detail = f"the request body declares {int(declared):,} bytes; {limit_text}"
-            return problems.problem(413, "request_too_large", detail, scope["path"], headers=CLOSE)
-        return None
 
-    def _limit(self, scope: Scope) -> int:
-        return self.limits.for_path(scope["path"], binary_tensors=not self._json_tensors(scope))
+def _json_tensors(scope: Scope) -> bool:
+    """An Open Inference Protocol body without the binary extension's header: all JSON."""
+    if not scope["path"].startswith("/v2/"):
+        return False
+    return not any(name == b"inference-header-content-length" for name, _ in scope["headers"])
 
-    @staticmethod
-    def _json_tensors(scope: Scope) -> bool:
-        """An Open Inference Protocol body without the binary extension's header: all JSON."""
-        binary = any(name == b"inference-header-content-length" for name, _ in scope["headers"])
-        return scope["path"].startswith("/v2/") and not binary
+
+def _refusal(scope: Scope, limit: int, json_tensors: bool) -> ASGIApp | None:
+    headers = scope["headers"]
+    size = sum(len(name) + len(value) for name, value in headers)
+    if size > MAX_HEADER_BYTES or len(headers) > MAX_HEADERS:
+        detail = (
+            f"the request has {len(headers)} header fields, {size} bytes; the limits are "
+            f"{MAX_HEADERS} fields and {MAX_HEADER_BYTES} bytes"
+        )
+        return problems.problem(431, "headers_too_large", detail, scope["path"])
+    declared = next((value for name, value in headers if name == b"content-length"), b"")
+    if declared.isdigit() and int(declared) > limit:
+        limit_text = _limit_text(scope["path"], limit, json_tensors)
+        detail = f"the request body declares {int(declared):,} bytes; {limit_text}"
+        return problems.problem(413, "request_too_large", detail, scope["path"], headers=CLOSE)
+    return None
 
 
 #: after a refused body the connection is closed: otherwise the server would go on reading (and
@@ -93,7 +91,7 @@ def _limit_text(path: str, limit: int, json_tensors: bool) -> str:
     return f"{path} accepts at most {limit:,} bytes{advice}"
 
 
-def _bounded(receive: Receive, limit: int, limit_text: str) -> Receive:
+def _bounded(receive: Receive, limit: int, path: str, json_tensors: bool) -> Receive:
     """``receive`` that raises RequestTooLargeError (413) once the body passes ``limit`` bytes."""
     seen = 0
 
@@ -103,6 +101,7 @@ def _bounded(receive: Receive, limit: int, limit_text: str) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
+                limit_text = _limit_text(path, limit, json_tensors)
                 raise RequestTooLargeError(f"the request body is too large: {limit_text}")
         return message
 
