@@ -11,8 +11,8 @@ file there (it picks that at import, from the variable), and ``render()`` sums t
 workers, dead ones included, so counters and histograms never go backwards when a worker is
 replaced. What cannot simply be summed from files:
 
-- ``recognizer_mean_batch_size``: a mean of means is wrong, so it is not written to the files; the
-  scrape derives it per model from the summed ``recognizer_batch_size`` ``_sum`` / ``_count``.
+- ``recognizer_mean_batch_size``: a mean of means is wrong, so it is not written to the files; every
+  scrape (in one process too) derives it per model from ``recognizer_batch_size`` ``_sum`` / ``_count``.
 - the hook gauges, which read live objects with ``set_function`` (the scraping worker cannot call
   another worker's function): each worker copies its values into its files every
   ``HOOK_PUBLISH_S`` seconds (and at once when it answers a scrape).
@@ -110,8 +110,6 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        #: set in single-process mode only; with several workers the scrape derives it
-        self.mean_batch_size = Gauge(MEAN_BATCH, MEAN_BATCH_DOC, ["model"], registry=self.registry)
         self.image_errors = Counter(
             "recognizer_image_errors", "Rejected inputs by error type", ["type"], registry=self.registry
         )
@@ -121,21 +119,18 @@ class Metrics:
             ["model", "source"],
             registry=self.registry,
         )
-        self._batched: dict[str, tuple[int, int]] = {}
         self._publishers: list[_HookPublisher] = []
 
     def observe_batch(self, model: str, size: int, seconds: float) -> None:
         self.batch_size.labels(model).observe(size)
         self.inference_seconds.labels(model).observe(seconds)
-        batches, items = self._batched.get(model, (0, 0))
-        self._batched[model] = (batches + 1, items + size)
-        if self.multiprocess_dir is None:
-            self.mean_batch_size.labels(model).set((items + size) / (batches + 1))
 
     def mean_batch(self, model: str) -> float:
         """This process's mean images per engine call (``/metrics`` has all workers')."""
-        batches, items = self._batched.get(model, (0, 0))
-        return items / batches if batches else 0.0
+        labels = {"model": model}
+        batches = self.registry.get_sample_value("recognizer_batch_size_count", labels) or 0.0
+        images = self.registry.get_sample_value("recognizer_batch_size_sum", labels) or 0.0
+        return images / batches if batches else 0.0
 
     def watch_hooks(self, hooks: Hooks) -> None:
         """Expose how far behind the hooks are, and what they dropped or failed on."""
@@ -153,14 +148,16 @@ class Metrics:
         self._publishers.append(publisher)
 
     def render(self) -> bytes:
-        """The exposition text: this app's registry, or the sum over all workers' files."""
-        if self.multiprocess_dir is None:
-            return generate_latest(self.registry)
-        for publisher in self._publishers:
-            publisher.publish()
-        forget_dead_workers(self.multiprocess_dir)
+        """The exposition text: this app's registry, or the sum over all workers' files; either way
+        with the mean batch size derived from the batch-size histogram."""
+        source: Collector = self.registry
+        if self.multiprocess_dir is not None:
+            for publisher in self._publishers:
+                publisher.publish()
+            forget_dead_workers(self.multiprocess_dir)
+            source = MultiProcessCollector(None, self.multiprocess_dir)
         registry = CollectorRegistry()
-        registry.register(_AllWorkers(MultiProcessCollector(None, self.multiprocess_dir)))
+        registry.register(_WithMeanBatch(source))
         return generate_latest(registry)
 
 
@@ -216,19 +213,17 @@ def _running(pid: int) -> bool:
     return True
 
 
-class _AllWorkers(Collector):
-    """Every worker's metrics, summed from the files, with the mean batch size derived from the
-    summed batch-size histogram (a mean of per-worker means would be wrong)."""
+class _WithMeanBatch(Collector):
+    """``source``'s metrics plus the mean batch size, derived from the batch-size histogram's sum and
+    count: right for one process and for the sum over workers (a mean of per-worker means is not)."""
 
-    def __init__(self, files: MultiProcessCollector) -> None:
-        self._files = files
+    def __init__(self, source: Collector) -> None:
+        self._source = source
 
     def collect(self) -> Iterator[Metric]:
         sums: dict[str, float] = {}
         counts: dict[str, float] = {}
-        for family in self._files.collect():
-            if family.name == MEAN_BATCH:
-                continue
+        for family in self._source.collect():
             if family.name == "recognizer_batch_size":
                 for sample in family.samples:
                     if sample.name.endswith("_sum"):
