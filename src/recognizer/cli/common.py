@@ -22,13 +22,6 @@ from recognizer.errors import RecognizerError
 
 ENGINE_HELP = f"auto (default) or one of: {', '.join(ENGINE_NAMES)}."
 DEVICE_HELP = "auto (default): a usable CUDA GPU, else the CPU; or cpu, cuda."
-#: settings field -> the flag a user types, for messages about bad values
-FLAG_NAMES = {
-    "top_k": "--top-k",
-    "max_batch": "--max-batch",
-    "max_wait_ms": "--max-wait-ms",
-    "name": "--engine",
-}
 
 
 def fail(message: str) -> NoReturn:
@@ -54,11 +47,10 @@ def make_settings(**flags: Any) -> Settings:
 
 
 def _describe(error: Any) -> str:
+    """``--top-k / RECOGNIZER_TOP_K: ...``, whether the value came from a flag or the environment."""
     field = str(error["loc"][-1]).removeprefix("RECOGNIZER_").lower() if error["loc"] else "value"
-    field = "name" if field == "engine" else field
-    flag = FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
-    env = "RECOGNIZER_" + ("ENGINE" if field == "name" else field.upper())
-    return f"{flag} / {env}: {error['msg']}"
+    flat = "engine" if field == "name" else field  # the engine section's field is its flat name
+    return f"--{flat.replace('_', '-')} / RECOGNIZER_{flat.upper()}: {error['msg']}"
 
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

@@ -115,7 +115,7 @@ def baked_weights(spec: ModelSpec, cache_dir: Path, pinned: str | None = None) -
     expected = (pinned or spec.weights.sha256).lower()
     for folder in sorted((cache_dir / "artifacts").glob(f"{spec.name}-*")):
         parent = (read_manifest(folder) or {}).get("parent", {})
-        if parent.get("weights_sha256", "").startswith(expected) and folder.name.startswith(spec.name + "-"):
+        if parent.get("weights_sha256", "").startswith(expected):
             name = Path(parent.get("weights_file", spec.weights.file_name)).name
             return ResolvedWeights(Path(name), parent["weights_sha256"], "artifact", verified=True)
     return None

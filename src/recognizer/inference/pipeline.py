@@ -132,9 +132,8 @@ class Pipeline:
             flags = {"model": spec.name, "weights": None, "weights_sha256": None, "allow_download": False}
             loaded = self.loader(self.settings.with_flags(**flags), ModelChoice(spec))
         crop = spec.preprocessing.crop
-        loaded.engine.infer(
-            np.zeros((1, 3, crop, crop), np.float32)
-        )  # first call allocates: not on a request
+        # The first call allocates: keep that off the first request.
+        loaded.engine.infer(np.zeros((1, 3, crop, crop), np.float32))
         batching, observe = self.settings.batching, self.on_batch
         slot = ModelSlot(loaded)
         slot.batcher = MicroBatcher(

@@ -14,12 +14,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def top_k(logits: np.ndarray, k: int, labels: tuple[ClassLabel, ...]) -> list[list[Prediction]]:
-    """For each row of ``logits`` the ``k`` most probable classes, best first (ties: lower index)."""
-    return top_k_of(softmax(logits), k, labels)
-
-
 def top_k_of(probs: np.ndarray, k: int, labels: tuple[ClassLabel, ...]) -> list[list[Prediction]]:
+    """For each row of ``probs`` the ``k`` most probable classes, best first (ties: lower index)."""
     k = min(k, probs.shape[-1])
     order = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
     return [

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recognizer.inference.postprocess import softmax, top_k
+from recognizer.inference.postprocess import softmax, top_k_of
 from recognizer.models.labels import imagenet1k_labels
 
 
@@ -10,7 +10,7 @@ def test_top_k_is_sorted_labelled_and_normalised():
     logits = np.zeros((2, 1000), dtype=np.float32)
     logits[0, 281], logits[0, 282] = 5.0, 4.0
     logits[1, 0] = 3.0
-    first, second = top_k(logits, 3, imagenet1k_labels())
+    first, second = top_k_of(softmax(logits), 3, imagenet1k_labels())
     assert [p.label for p in first[:2]] == ["tabby", "tiger cat"]
     assert first[0].wnid == "n02123045" and first[0].index == 281
     assert first[0].score > first[1].score > first[2].score
@@ -23,4 +23,4 @@ def test_softmax_is_stable_for_huge_logits():
 
 
 def test_k_larger_than_classes_is_clamped():
-    assert len(top_k(np.zeros((1, 1000), dtype=np.float32), 5000, imagenet1k_labels())[0]) == 1000
+    assert len(top_k_of(softmax(np.zeros((1, 1000), dtype=np.float32)), 5000, imagenet1k_labels())[0]) == 1000
