@@ -49,6 +49,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image
+from serving import cpu_seconds, free_port, status_kb, wait_until_up
 
 from recognizer.api.limits import BodyLimits
 from recognizer.config import Settings
@@ -68,26 +69,6 @@ SEND_TIMEOUT_S = 10.0
 CLOSE_GRACE_S = 0.5
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:  # /readyz is 503 until the model is warm
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(url)
-
-
 def cat_jpeg() -> bytes:
     from skimage import data
 
@@ -103,15 +84,6 @@ def cpu_model() -> str:
     return "unknown"
 
 
-def status_kb(pid: int, field: str) -> int:
-    """VmRSS or VmHWM of a process, in kB (0 once it has gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith(field + ":")), 0)
-
-
 def reset_peak(pid: int) -> bool:
     """Set a process's VmHWM back to its current VmRSS (Linux: 5 into /proc/PID/clear_refs)."""
     try:
@@ -119,14 +91,6 @@ def reset_peak(pid: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def cpu_seconds(pid: int) -> float:
-    try:  # /proc/PID/stat: "pid (comm) state ..."; utime and stime are fields 14 and 15
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Victim(threading.Thread):
@@ -415,7 +379,7 @@ def main() -> int:
     rows: list[dict] = []
     healthy = False
     try:
-        wait_until_ready(url + "/readyz", server)
+        wait_until_up(url + "/readyz", server, accept=lambda status: status == 200)
         victim.start()
         time.sleep(1.0)  # warm-up: the first requests pay for lazy allocations
         rows.append(baseline(server.pid, victim, args.baseline_seconds))

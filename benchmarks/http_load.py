@@ -23,42 +23,20 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
+from serving import cpu_seconds, free_port, peak_rss_mb, wait_until_up
 
 HERE = Path(__file__).parent
 DEFAULT_CALIBRATION = HERE.resolve().parents[1] / "shared" / "data" / "imagenet-samples"
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:  # /readyz is 503 until the model is warm
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(url)
 
 
 def photos(scratch: Path) -> dict[str, Path]:
@@ -131,27 +109,6 @@ def _latency(output: str, percentile: str) -> float:
     return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 1)
 
 
-def _tree(pid: int) -> list[int]:
-    return [pid] + [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == pid]
-
-
-def peak_rss_mb(pid: int) -> float:
-    """Largest peak resident memory among a server and its child processes (uvicorn's workers)."""
-    return max(_vmhwm_kb(p) for p in _tree(pid)) // 1024
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a server and its worker processes so far."""
-    total = 0
-    for p in _tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def measure(process: subprocess.Popen, url: str, photo: Path, path: str, clients: int, seconds: int) -> dict:
     """wrk's figures plus the server's own CPU time per request: less noisy than req/s on a shared box."""
     before = cpu_seconds(process.pid)
@@ -175,21 +132,6 @@ def median_rows(rows: list[dict]) -> list[dict]:
         | {"errors": sum(r["errors"] for r in g)}
         for (s, i, c), g in groups.items()
     ]
-
-
-def _parent(proc: Path) -> int:
-    try:  # /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces, so split after ")"
-        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
-
-
-def _vmhwm_kb(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
 
 
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
