@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,42 @@ def _read_labels() -> list[LabeledPhoto]:
             LabeledPhoto(SAMPLES_DIR / row["file"], row["wnid"], int(row["class_index"]))
             for row in csv.DictReader(handle)
         ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """History databases, images and spools of every test go under a temporary folder, never the
+    developer's ~/.local/share/recognizer (servers started by tests inherit the variable)."""
+    path = tmp_path_factory.mktemp("recognizer-data")
+    os.environ["RECOGNIZER_DATA_DIR"] = str(path)
+    os.environ.pop("RECOGNIZER_DATABASE_URL", None)
+    return path
+
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL (user postgres, trust auth), dropped afterwards;
+    the test skips, saying why, where no server answers."""
+    pytest.importorskip("psycopg")
+    from sqlalchemy import create_engine, text
+
+    name = f"recognizer_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES + "test", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(exc).__name__})")
+    try:
+        yield POSTGRES + name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -100,6 +100,36 @@ class ServerSettings(BaseSettings):
     access_log: bool = Field(True, description="uvicorn's per-request log line (metrics cover the rest).")
 
 
+class HistorySettings(BaseSettings):
+    """Recognition history: whether rows are kept, with which pixels, for how long, how durably."""
+
+    model_config = _ENV
+
+    mode: Literal["on", "off"] = Field(
+        "on", validation_alias="RECOGNIZER_HISTORY", description="Record every recognition (off: none)."
+    )
+    images: Literal["none", "thumbnail", "full"] = Field(
+        "none",
+        validation_alias="RECOGNIZER_HISTORY_IMAGES",
+        description="Pixels kept with a row: none (only the hash), a <=256-px JPEG, or the original bytes.",
+    )
+    days: float | None = Field(
+        None, gt=0, validation_alias="RECOGNIZER_HISTORY_DAYS", description="Delete rows older than this."
+    )
+    max_rows: int | None = Field(
+        None, ge=1, validation_alias="RECOGNIZER_HISTORY_MAX_ROWS", description="Keep at most this many rows."
+    )
+    durability: Literal["async", "sync"] = Field(
+        "async",
+        validation_alias="RECOGNIZER_HISTORY_DURABILITY",
+        description="sync: answer only once the row is committed; async: batched, loses at most the last "
+        "flush interval's rows if the process is killed.",
+    )
+    migrate: bool = Field(
+        False, validation_alias="RECOGNIZER_MIGRATE", description="Migrate an older schema at start."
+    )
+
+
 #: section field -> its class; a flat keyword argument or CLI flag named like one of the class's
 #: fields goes to that section
 SECTIONS: dict[str, type[BaseSettings]] = {
@@ -107,9 +137,17 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "batching": BatchingSettings,
     "limits": LimitSettings,
     "server": ServerSettings,
+    "history": HistorySettings,
 }
 #: flat names that differ from the section's field name
-_FLAT_ALIASES = {"engine": ("engine", "name")}
+_FLAT_ALIASES = {
+    "engine": ("engine", "name"),
+    "history": ("history", "mode"),
+    "history_images": ("history", "images"),
+    "history_days": ("history", "days"),
+    "history_max_rows": ("history", "max_rows"),
+    "history_durability": ("history", "durability"),
+}
 
 
 def _flat_keys(section: type[BaseSettings]) -> dict[str, str]:
@@ -161,6 +199,7 @@ class Settings(BaseSettings):
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -195,6 +234,16 @@ class Settings(BaseSettings):
     def history_database(self) -> str:
         """The history database's URL: the one given, else a SQLite file in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir.expanduser() / 'recognizer.db'}"
+
+    @property
+    def history_database_display(self) -> str:
+        """The history database's URL with any password hidden, for logs and messages."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.history_database).render_as_string(hide_password=True)
+        except Exception:
+            return "(an unreadable RECOGNIZER_DATABASE_URL)"
 
     @property
     def hub_checkpoints(self) -> Path:

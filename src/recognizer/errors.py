@@ -12,8 +12,11 @@ sees on the command line and in HTTP problem responses::
     │   └── EngineError             an engine failed to load or run
     │       └── EngineUnavailableError  optional backend not installed
     ├── NotReadyError               the service is still loading or warming up
-    │   └── ModelNotLoadedError     a v2 readiness probe's "no" (a 4xx, as the protocol says)
+    │   ├── ModelNotLoadedError     a v2 readiness probe's "no" (a 4xx, as the protocol says)
+    │   └── HistoryUnavailableError sync durability: the row could not be committed in time
     ├── RequestError                a request parameter or body the API cannot use
+    │   ├── NotFoundError           a history row (or other record) that does not exist
+    │   ├── FeatureUnavailableError an optional extra that is not installed (Parquet export)
     │   ├── UnsupportedMediaError   a body that is not an image content type
     │   └── RequestTooLargeError    a body over its route's limit (checked while it streams)
     └── ImageError                  the caller's input, never the server's fault
@@ -80,8 +83,20 @@ class ModelNotLoadedError(NotReadyError):
     code = "model_not_loaded"
 
 
+class HistoryUnavailableError(NotReadyError):
+    code = "history_unavailable"
+
+
 class RequestError(RecognizerError):
     code = "bad_request"
+
+
+class NotFoundError(RequestError):
+    code = "not_found"
+
+
+class FeatureUnavailableError(RequestError):
+    code = "feature_unavailable"
 
 
 class UnsupportedMediaError(RequestError):

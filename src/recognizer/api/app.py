@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -11,35 +12,45 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from recognizer import __version__
-from recognizer.api import docs, problems, routes_ops, routes_v1, routes_v2
+from recognizer.api import docs, problems, routes_history, routes_ops, routes_v1, routes_v2
 from recognizer.api.limits import BodyLimits
 from recognizer.api.middleware import GuardAndMeasure
 from recognizer.config import Settings
 from recognizer.inference.hooks import Hook, Hooks
 from recognizer.inference.pipeline import Pipeline
 from recognizer.observability.metrics import Metrics, MetricsHook
+from recognizer.storage.history import open_history
 
 
 def create_app(
     settings: Settings | None = None, pipeline: Pipeline | None = None, hooks: tuple[Hook, ...] = ()
 ) -> FastAPI:
-    """The service: ``pipeline`` defaults to one built from ``settings``; ``hooks`` are added to it
-    after the metrics hook (history and alerts attach here)."""
+    """The service: ``pipeline`` defaults to one built from ``settings``; the metrics hook, the
+    history writer (unless ``--history off``) and ``hooks`` are added to it. Opening history checks
+    the database schema, so a stale one stops the start here, with the command that fixes it."""
     settings = settings or Settings()
     metrics = Metrics()
     if pipeline is None:
         pipeline = Pipeline(settings, Hooks(), on_batch=metrics.observe_batch)
     else:
         pipeline.on_batch = pipeline.on_batch or metrics.observe_batch
-    for hook in (MetricsHook(metrics), *hooks):
+    history = open_history(settings, on_write=metrics.observe_history_write)
+    recorder: tuple[Hook, ...] = (history.writer,) if history else ()
+    for hook in (MetricsHook(metrics), *recorder, *hooks):
         pipeline.hooks.add(hook)
     metrics.watch_hooks(pipeline.hooks)
+    if history is not None:
+        metrics.watch_history(history.writer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pipeline.start()
-        yield
-        await pipeline.stop()
+        try:
+            yield
+        finally:
+            await pipeline.stop()  # closes the hooks: the history queue is written out here
+            if history is not None:
+                await asyncio.to_thread(history.close)
 
     app = FastAPI(
         title="recognizer",
@@ -52,9 +63,10 @@ def create_app(
     app.state.pipeline = pipeline
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.history = history
     problems.install(app)
     app.add_middleware(GuardAndMeasure, limits=BodyLimits.from_settings(settings), metrics=metrics)
-    for module in (routes_v1, routes_v2, routes_ops):
+    for module in (routes_v1, routes_v2, routes_ops, routes_history):
         app.include_router(module.router)
     docs.install(app)  # before the page: its /static/api-docs mount must win over /static
     _install_ui(app)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import Request
 
 from recognizer.config import Settings
+from recognizer.errors import FeatureUnavailableError
 from recognizer.inference.pipeline import Pipeline
+from recognizer.storage.history import History
 
 
 def pipeline_of(request: Request) -> Pipeline:
@@ -14,3 +16,23 @@ def pipeline_of(request: Request) -> Pipeline:
 
 def settings_of(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def history_of(request: Request) -> History:
+    history = request.app.state.history
+    if history is None:
+        raise FeatureUnavailableError("recognition history is off on this server (RECOGNIZER_HISTORY=off)")
+    return history
+
+
+def client_of(request: Request) -> str | None:
+    """Who is asking, for history rows: the API key's id once keys exist, until then the address."""
+    return request.client.host if request.client else None
+
+
+#: the only value the page's own requests may claim in X-Recognizer-Source; anything else is "api"
+PAGE_SOURCE = "web"
+
+
+def source_of(request: Request, default: str = "api") -> str:
+    return PAGE_SOURCE if request.headers.get("x-recognizer-source") == PAGE_SOURCE else default

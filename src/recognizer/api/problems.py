@@ -40,6 +40,8 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RecognizerError], int], ...] = (
     (errors.ImageTooLargeError, 413),
     (errors.UnsupportedMediaError, 415),
     (errors.RequestTooLargeError, 413),
+    (errors.NotFoundError, 404),
+    (errors.FeatureUnavailableError, 409),
     (errors.RequestError, 422),
     (errors.UnknownModelError, 404),
     # The Open Inference Protocol's readiness probes answer "no" with a 4xx, not a server error.
@@ -58,6 +60,9 @@ TITLES_BY_ERROR: tuple[tuple[type[errors.RecognizerError], str], ...] = (
     (errors.RequestTooLargeError, "Request too large"),
     (errors.ImageError, "Bad image"),
     (errors.UnsupportedMediaError, "Unsupported media type"),
+    (errors.NotFoundError, "Not found"),
+    (errors.FeatureUnavailableError, "Not available"),
+    (errors.HistoryUnavailableError, "History unavailable"),
     (errors.RequestError, "Invalid request"),
     (errors.UnknownModelError, "Unknown model"),
     (errors.WeightsNotFoundError, "Model not installed"),

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from recognizer.api.deps import pipeline_of, settings_of
+from recognizer.api.deps import client_of, pipeline_of, settings_of
 from recognizer.api.problems import responses_for
 from recognizer.api.routes_v1 import CLASSIFY_ERRORS, IMAGE_BODY
 from recognizer.api.schemas import CompatPrediction
@@ -77,5 +77,7 @@ async def predict_compat(
     """Drop-in for the original Flask demo: multipart ``file`` -> ``[{label, probability}]`` (top 5)."""
     [(name, data)] = await read_uploads(request, settings_of(request).limits.max_image_bytes)
     options = Options(top_k=top_k, groups=False)
-    result = await pipeline_of(request).recognize(data, options=options, source="compat", name=name)
+    result = await pipeline_of(request).recognize(
+        data, options=options, source="compat", name=name, client=client_of(request)
+    )
     return [CompatPrediction(label=p.label, probability=p.score) for p in result.predictions]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from recognizer.api.deps import pipeline_of, settings_of
+from recognizer.api.deps import client_of, pipeline_of, settings_of, source_of
 from recognizer.api.limits import MAX_BATCH_FILES
 from recognizer.api.problems import error_body, responses_for
 from recognizer.api.schemas import BatchItem, BatchResponse, ClassifyResponse, ModelInfo
@@ -75,6 +75,8 @@ BATCH_BODY = {
 #: what classifying can answer besides 200: bad or unsupported images, a model that is unknown or
 #: not installed, a body over the limit, bad parameters, not ready yet
 CLASSIFY_ERRORS = responses_for(400, 404, 409, 413, 415, 422, 503)
+#: response header naming the recognition, i.e. its history row (GET /v1/history/{id})
+RECOGNITION_ID = "X-Recognition-Id"
 
 
 @router.post(
@@ -85,13 +87,17 @@ CLASSIFY_ERRORS = responses_for(400, 404, 409, 413, 415, 422, 503)
     responses=CLASSIFY_ERRORS,
 )
 async def classify(
-    request: Request, top_k: TopK = None, model: ModelName = None, groups: Groups = None
+    request: Request, response: Response, top_k: TopK = None, model: ModelName = None, groups: Groups = None
 ) -> dict[str, object]:
     """Classify one image: multipart field ``file``, or the raw image as the body."""
     [(name, data)] = await read_uploads(request, settings_of(request).limits.max_image_bytes)
     options = Options(top_k=top_k, groups=groups)
-    result = await pipeline_of(request).recognize(data, model=model, options=options, name=name)
+    result = await pipeline_of(request).recognize(
+        data, model=model, options=options, name=name, source=source_of(request), client=client_of(request)
+    )
+    response.headers[RECOGNITION_ID] = result.id
     return {
+        "id": result.id,
         "model": result.model,
         "engine": result.engine,
         "predictions": result.predictions,
@@ -119,7 +125,12 @@ async def classify_batch(
     results = [
         result
         async for result in pipeline.recognize_many(
-            uploads, model=slot.spec.name, options=options, source="batch", window=len(uploads)
+            uploads,
+            model=slot.spec.name,
+            options=options,
+            source="batch",
+            window=len(uploads),
+            client=client_of(request),
         )
     ]
     return {"model": slot.spec.name, "results": [_batch_item(result) for result in results]}
@@ -128,9 +139,10 @@ async def classify_batch(
 def _batch_item(result: Recognition) -> BatchItem:
     if result.error is not None:
         error = result.error
-        return BatchItem(file=result.name, error=error_body(error))
+        return BatchItem(id=result.id, file=result.name, error=error_body(error))
     return BatchItem.model_validate(
         {
+            "id": result.id,
             "file": result.name,
             "predictions": [p.as_dict() for p in result.predictions],
             "groups": [g.as_dict() for g in result.groups] if result.groups is not None else None,

@@ -16,7 +16,7 @@ import numpy as np
 from fastapi import APIRouter, Path, Request, Response
 
 from recognizer import __version__
-from recognizer.api.deps import pipeline_of, settings_of
+from recognizer.api.deps import client_of, pipeline_of, settings_of
 from recognizer.api.limits import JSON_TENSOR_BYTES
 from recognizer.api.problems import responses_for
 from recognizer.api.v2_codec import (
@@ -163,19 +163,21 @@ async def _infer(name: str, request: Request) -> Response:
         parsed = await asyncio.to_thread(parse_request, body, header)
     else:
         parsed = parse_request(body, header)
-    logits = await _logits(pipeline_of(request), spec, parsed, settings_of(request).batching.max_batch)
+    logits = await _logits(
+        pipeline_of(request), spec, parsed, settings_of(request).batching.max_batch, client_of(request)
+    )
     content, headers = encode_response(spec.name, parsed, {"logits": logits})
     return Response(content, headers=headers)
 
 
 async def _logits(
-    pipeline: Pipeline, spec: ModelSpec, request: InferenceRequest, max_batch: int
+    pipeline: Pipeline, spec: ModelSpec, request: InferenceRequest, max_batch: int, client: str | None
 ) -> np.ndarray:
     if len(request.inputs) != 1:
         raise RequestError(f"expected exactly one input tensor, got {len(request.inputs)}")
     tensor = request.inputs[0]
     if tensor.datatype == "BYTES":
-        return await _image_logits(pipeline, spec, tensor.value, max_batch)  # type: ignore[arg-type]
+        return await _image_logits(pipeline, spec, tensor.value, max_batch, client)  # type: ignore[arg-type]
     size = spec.preprocessing.crop
     shape = tensor.shape
     if (
@@ -192,13 +194,14 @@ async def _logits(
 
 
 async def _image_logits(
-    pipeline: Pipeline, spec: ModelSpec, images: list[bytes], max_batch: int
+    pipeline: Pipeline, spec: ModelSpec, images: list[bytes], max_batch: int, client: str | None
 ) -> np.ndarray:
     if not 1 <= len(images) <= max_batch:
         raise RequestError(f"send 1 to {max_batch} images per request, not {len(images)}")
     items = [(f"image[{i}]", data) for i, data in enumerate(images)]
     options = Options(keep_logits=True, groups=False)
-    results = [r async for r in pipeline.recognize_many(items, model=spec.name, options=options, source="v2")]
+    stream = pipeline.recognize_many(items, model=spec.name, options=options, source="v2", client=client)
+    results = [result async for result in stream]
     for result in results:
         if result.error is not None:
             raise type(result.error)(f"{result.name}: {result.error}")

@@ -24,6 +24,7 @@ class Timing(BaseModel):
 
 
 class ClassifyResponse(BaseModel):
+    id: str = Field(description="this recognition's id: its row at /v1/history/{id} when history is on")
     model: str
     engine: str
     predictions: list[PredictionOut]
@@ -32,6 +33,7 @@ class ClassifyResponse(BaseModel):
 
 
 class BatchItem(BaseModel):
+    id: str = Field(description="this file's recognition id (its history row)")
     file: str
     predictions: list[PredictionOut] | None = None
     groups: list[GroupOut] | None = None
@@ -80,3 +82,74 @@ class InferResponse(BaseModel):
     model_version: str | None = None
     id: str | None = None
     outputs: list[TensorIO]
+
+
+class HistoryError(BaseModel):
+    type: str = Field(description="error code, e.g. not_an_image")
+    detail: str | None = None
+
+
+class HistoryItem(BaseModel):
+    id: str = Field(description="the recognition's id (also X-Recognition-Id on its response)")
+    created_at: str = Field(description="UTC, ISO 8601")
+    source: str = Field(description="web, api, batch, compat, v2, cli, job:ID or stream:NAME")
+    client: str | None = Field(None, description="API key id, else the client's address")
+    name: str = Field(description="file name the client gave")
+    model: str
+    engine: str
+    device: str
+    predictions: list[PredictionOut]
+    groups: list[GroupOut] | None = None
+    timing_ms: dict[str, float]
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    size_bytes: int
+    error: HistoryError | None = Field(None, description="set for a rejected input")
+    image: str | None = Field(None, description="thumbnail or full when pixels are stored, else null")
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryItem]
+    next_cursor: str | None = Field(None, description="pass as ?cursor= for the next (older) page")
+
+
+class SeriesPoint(BaseModel):
+    start: str = Field(description="bucket start, UTC")
+    count: int
+    errors: int
+
+
+class LabelCount(BaseModel):
+    wnid: str
+    label: str
+    count: int
+
+
+class GroupCount(BaseModel):
+    group: str
+    count: int
+
+
+class LatencyPoint(BaseModel):
+    start: str
+    count: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+class HistoryStats(BaseModel):
+    bucket: str
+    since: str
+    until: str | None = None
+    total: int
+    errors: int
+    series: list[SeriesPoint]
+    labels: list[LabelCount] = Field(description="most frequent top-1 labels")
+    groups: list[GroupCount] = Field(description="most frequent label groups of the top-1 label")
+    latency: list[LatencyPoint] = Field(description="total time percentiles per bucket, recognised inputs")
+
+
+class DeleteResult(BaseModel):
+    deleted: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from recognizer.cli import db, export, models, predict, serve, weights
+from recognizer.cli import db, export, history, models, predict, serve, weights
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,7 +13,7 @@ def main() -> None:
     """Recognize objects in photos with ImageNet-1K classifiers, offline."""
 
 
-for _module in (predict, serve, export, models, weights, db):
+for _module in (predict, serve, export, models, weights, db, history):
     main.add_command(_module.command)
 
 __all__ = ["main"]

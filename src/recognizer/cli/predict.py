@@ -15,6 +15,7 @@ from recognizer.cli.common import exit_on_error, make_settings, model_options
 from recognizer.config import Settings
 from recognizer.imaging import IMAGE_SUFFIXES, find_images
 from recognizer.inference import Pipeline, Recognition
+from recognizer.storage.history import History
 
 
 @click.command("predict")
@@ -27,17 +28,23 @@ from recognizer.inference import Pipeline, Recognition
     default=None,
     help="Fast decode+resize (default); --no-draft: torchvision's exact pixels.",
 )
-def command(photos: tuple[Path, ...], as_json: bool, **flags: Any) -> None:
+@click.option("--record", is_flag=True, help="Keep each result in the history database too (source: cli).")
+def command(photos: tuple[Path, ...], as_json: bool, record: bool, **flags: Any) -> None:
     """Classify PHOTOS (files or folders) and print the Top-K ImageNet labels."""
     settings = make_settings(**flags)
     failures: list[str] = []
-    asyncio.run(_predict(settings, photos, as_json, failures))
+    asyncio.run(_predict(settings, photos, as_json, failures, record))
     sys.exit(1 if failures else 0)
 
 
-async def _predict(settings: Settings, photos: tuple[Path, ...], as_json: bool, failures: list[str]) -> None:
+async def _predict(
+    settings: Settings, photos: tuple[Path, ...], as_json: bool, failures: list[str], record: bool
+) -> None:
     with exit_on_error():
         pipeline = Pipeline(settings)
+        history = History(settings) if record else None
+    if history is not None:
+        pipeline.hooks.add(history.writer)
     try:
         with exit_on_error():
             slot = await pipeline.wait_ready()
@@ -51,7 +58,10 @@ async def _predict(settings: Settings, photos: tuple[Path, ...], as_json: bool, 
         async for result in pipeline.recognize_many(_read_all(photos, failures), source="cli"):
             _report(result, as_json, failures)
     finally:
-        await pipeline.stop()
+        await pipeline.stop()  # writes out the history queue
+        if history is not None:
+            history.close()
+            click.echo(f"recognizer: {history.writer.written} result(s) recorded in {history.url}", err=True)
 
 
 def _report(result: Recognition, as_json: bool, failures: list[str]) -> None:

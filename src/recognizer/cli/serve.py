@@ -11,7 +11,9 @@ from typing import Any
 
 import click
 
-from recognizer.cli.common import make_settings, model_options
+from recognizer.cli.common import exit_on_error, make_settings, model_options
+from recognizer.config import Settings
+from recognizer.errors import ConfigError, RecognizerError
 
 #: where prometheus_client's multi-process mode keeps each worker's metric files
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -24,12 +26,20 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 @model_options
 @click.option("--max-wait-ms", type=float, help="Longest wait for a micro-batch to fill (default 5).")
 @click.option("--access-log/--no-access-log", default=None, help="Log every request (default on).")
+@click.option("--history", type=click.Choice(["on", "off"]), help="Record every recognition (default on).")
+@click.option(
+    "--history-images",
+    type=click.Choice(["none", "thumbnail", "full"]),
+    help="Pixels kept with history rows (default none: only the hash).",
+)
+@click.option("--migrate", is_flag=True, default=None, help="Migrate an older history schema before serving.")
 def command(**flags: Any) -> None:
     """Run the web page and HTTP API (http://127.0.0.1:8000 by default)."""
     import uvicorn
 
     settings = make_settings(**flags)
     server = settings.server
+    _check_history(settings)
     click.echo(
         f"recognizer: serving on http://{server.host}:{server.port} ({server.workers} worker(s))", err=True
     )
@@ -46,6 +56,27 @@ def command(**flags: Any) -> None:
     with shared_metrics_dir() as path:
         click.echo(f"recognizer: /metrics sums the workers' metrics, kept in {path}", err=True)
         uvicorn.run("recognizer.api.app:create_app_from_env", factory=True, workers=server.workers, **common)
+
+
+def _check_history(settings: Settings) -> None:
+    """Create, migrate (--migrate) or refuse the history schema once, before any worker starts."""
+    if settings.history.mode == "off":
+        return
+    from recognizer.storage import database
+    from recognizer.storage.history import prepare_schema
+
+    with exit_on_error():
+        engine = database.make_engine(settings.history_database)
+        try:
+            prepare_schema(engine, settings.history.migrate)
+        except RecognizerError:
+            raise
+        except Exception as exc:  # unreachable server, bad credentials: one line, not a traceback
+            url = engine.url.render_as_string(hide_password=True)
+            raise ConfigError(f"cannot open the history database {url}: {exc}".splitlines()[0]) from None
+        finally:
+            engine.dispose()
+    click.echo(f"recognizer: history in {settings.history_database_display}", err=True)
 
 
 @contextmanager

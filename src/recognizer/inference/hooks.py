@@ -26,6 +26,8 @@ class Hook:
 
     #: run on the emitting thread (for hooks that only update in-memory counters)
     inline: ClassVar[bool] = False
+    #: the hook reads ``recognition.data`` (the input's bytes), which is kept only when one does
+    wants_input_bytes: bool = False
 
     def on_result(self, recognition: Recognition) -> None:
         """A recognised input (``recognition.predictions`` is set)."""
@@ -69,6 +71,10 @@ class Hooks:
     @property
     def pending(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def want_input_bytes(self) -> bool:
+        return any(hook.wants_input_bytes for hook in self.hooks)
 
     def emit(self, recognition: Recognition) -> None:
         """Hand one recognition to every hook; returns at once whatever the hooks do."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recognizer.config import Settings
-from recognizer.errors import EngineError, NotReadyError, RecognizerError
+from recognizer.errors import EngineError, HistoryUnavailableError, NotReadyError, RecognizerError
 from recognizer.imaging import PreparedInput, prepare_input
 from recognizer.inference.batcher import MicroBatcher
 from recognizer.inference.hooks import Hooks
@@ -32,6 +32,9 @@ from recognizer.inference.results import Recognition
 from recognizer.models import ModelSpec, get_model_spec
 
 log = logging.getLogger("recognizer.pipeline")
+
+#: how long an answer waits for hooks that must finish first (history with sync durability)
+RECEIPT_TIMEOUT_S = 10.0
 
 ModelLoader = Callable[[Settings, ModelChoice], LoadedModel]
 BatchObserver = Callable[[str, int, float], None]
@@ -166,9 +169,10 @@ class Pipeline:
         options: Options = Options(),
         source: str = "api",
         name: str = "upload",
+        client: str | None = None,
     ) -> Recognition:
         """One input -> Recognition; raises the input's error (an ImageError, or an engine failure)."""
-        result = await self._run(await self.model(model), data, options, source, name)
+        result = await self._run(await self.model(model), data, options, (source, name, client))
         if result.error is not None:
             raise result.error
         return result
@@ -181,6 +185,7 @@ class Pipeline:
         options: Options = Options(),
         source: str = "cli",
         window: int | None = None,
+        client: str | None = None,
     ) -> AsyncIterator[Recognition]:
         """Named inputs -> Recognitions in input order; a bad input gets ``error`` set and never stops
         the rest. Up to ``window`` inputs are in flight (default: two engine batches), so decoding the
@@ -190,7 +195,8 @@ class Pipeline:
         in_flight: deque[asyncio.Task[Recognition]] = deque()
         try:
             for name, data in items:
-                in_flight.append(asyncio.ensure_future(self._run(slot, data, options, source, name)))
+                origin = (source, name, client)
+                in_flight.append(asyncio.ensure_future(self._run(slot, data, options, origin)))
                 if len(in_flight) >= window:
                     yield await in_flight.popleft()
             while in_flight:
@@ -206,13 +212,16 @@ class Pipeline:
         return await slot.batcher.run_direct(batch)
 
     async def _run(
-        self, slot: ModelSlot, data: bytes, options: Options, source: str, name: str
+        self, slot: ModelSlot, data: bytes, options: Options, origin: tuple[str, str, str | None]
     ) -> Recognition:
         start = time.perf_counter()
         engine = slot.model.engine
+        source, name, client = origin
         result = Recognition(
-            source, name, slot.spec.name, engine.name, engine.info.device, size_bytes=len(data)
+            source, name, slot.spec.name, engine.name, engine.info.device, size_bytes=len(data), client=client
         )
+        if self.hooks.want_input_bytes:
+            result.data = data
         try:
             prepared = await self._decode(slot, data, result)
             decoded = time.perf_counter()
@@ -230,21 +239,34 @@ class Pipeline:
         if result.error is not None:
             result.timing_ms = {"total": round((time.perf_counter() - start) * 1e3, 2)}
         self.hooks.emit(result)
+        if result.receipts:
+            await self._await_receipts(result)
         return result
+
+    async def _await_receipts(self, result: Recognition) -> None:
+        """Answer only once the hooks that promised durability (sync history) are done."""
+        waits = [asyncio.wrap_future(receipt) for receipt in result.receipts]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), RECEIPT_TIMEOUT_S)
+        except Exception as exc:  # not committed in time, or the hook gave up: the caller must know
+            log.warning("history: %s not recorded (%s)", result.name, exc or type(exc).__name__)
+            result.error = HistoryUnavailableError(
+                "the recognition could not be recorded in the history database in time; retry shortly"
+            )
 
     async def _decode(self, slot: ModelSlot, data: bytes, result: Recognition) -> PreparedInput:
         slot.decoding += 1  # only touched on the event loop thread
         try:
             loop = asyncio.get_running_loop()
-            prepared, digest = await loop.run_in_executor(self._decode_pool, self._prepare, slot.spec, data)
+            prepared = await loop.run_in_executor(self._decode_pool, self._prepare, slot.spec, data, result)
         finally:
             slot.decoding -= 1
-        result.sha256, result.width, result.height = digest, prepared.width, prepared.height
+        result.width, result.height = prepared.width, prepared.height
         return prepared
 
-    def _prepare(self, spec: ModelSpec, data: bytes) -> tuple[PreparedInput, str]:
-        digest = hashlib.sha256(data).hexdigest()
-        return prepare_input(data, spec.preprocessing, self.limits, self.settings.jpeg_draft), digest
+    def _prepare(self, spec: ModelSpec, data: bytes, result: Recognition) -> PreparedInput:
+        result.sha256 = hashlib.sha256(data).hexdigest()  # a rejected input is still identified
+        return prepare_input(data, spec.preprocessing, self.limits, self.settings.jpeg_draft)
 
     def _label(self, slot: ModelSlot, logits: np.ndarray, options: Options, result: Recognition) -> None:
         if options.keep_logits:

@@ -7,6 +7,9 @@ size), who answered (model, engine, device), what they said, and how long it too
 
 from __future__ import annotations
 
+import secrets
+import time
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -15,7 +18,16 @@ import numpy as np
 from recognizer.errors import RecognizerError
 from recognizer.models.vocabulary import GroupScore
 
-__all__ = ["GroupScore", "Prediction", "Recognition"]
+__all__ = ["GroupScore", "Prediction", "Recognition", "new_id"]
+
+
+def new_id() -> str:
+    """A unique id that sorts by time: milliseconds since the epoch, then 64 random bits (hex).
+
+    Made where the recognition happens, so a history row written twice (a retried commit whose
+    answer was lost, a spool replayed after a crash) is recognised as the same row.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,14 @@ class Recognition:
     #: the model's raw output, only when the caller asked for it (Options.keep_logits)
     logits: np.ndarray | None = field(default=None, repr=False)
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: who asked: an API key's id once keys exist, else the client's address; None on the CLI
+    client: str | None = None
+    id: str = field(default_factory=new_id)
+    #: the input's bytes, only while a hook needs them (history keeping thumbnails or originals)
+    data: bytes | None = field(default=None, repr=False)
+    #: hooks that must finish before the caller answers (history with sync durability) put a
+    #: future here; the pipeline waits for them
+    receipts: list[Future[None]] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -32,6 +32,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -65,6 +66,34 @@ HOOK_GAUGES: tuple[tuple[str, str, str, Callable[[Hooks], int]], ...] = (
     ),
     ("recognizer_hook_failures", "Hook calls that raised (logged)", "sum", lambda hooks: hooks.failed),
 )
+#: the history writer's state (recognizer.storage.writer.HistoryWriter), published the same way
+HISTORY_GAUGES: tuple[tuple[str, str, str, Callable[[Any], int]], ...] = (
+    (
+        "recognizer_history_queue_depth",
+        "History rows waiting to be written",
+        "livesum",
+        lambda writer: writer.pending,
+    ),
+    (
+        "recognizer_history_dropped",
+        "History rows lost: the queue was full, or the database unavailable at shutdown with no spool",
+        "sum",
+        lambda writer: writer.dropped,
+    ),
+    (
+        "recognizer_history_spooled",
+        "History rows written to the local spool while the database was unavailable",
+        "sum",
+        lambda writer: writer.spooled,
+    ),
+    (
+        "recognizer_history_write_failures",
+        "Failed history write attempts (each retried or spooled)",
+        "sum",
+        lambda writer: writer.failed_attempts,
+    ),
+)
+HISTORY_WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 
 
@@ -119,7 +148,16 @@ class Metrics:
             ["model", "source"],
             registry=self.registry,
         )
-        self._publishers: list[_HookPublisher] = []
+        self.history_write_seconds = Histogram(
+            "recognizer_history_write_seconds",
+            "Time to commit one batch of history rows",
+            buckets=HISTORY_WRITE_BUCKETS,
+            registry=self.registry,
+        )
+        self.history_rows = Counter(
+            "recognizer_history_rows_written", "History rows committed", registry=self.registry
+        )
+        self._publishers: list[_Publisher] = []
 
     def observe_batch(self, model: str, size: int, seconds: float) -> None:
         self.batch_size.labels(model).observe(size)
@@ -132,17 +170,28 @@ class Metrics:
         images = self.registry.get_sample_value("recognizer_batch_size_sum", labels) or 0.0
         return images / batches if batches else 0.0
 
+    def observe_history_write(self, rows: int, seconds: float) -> None:
+        self.history_rows.inc(rows)
+        self.history_write_seconds.observe(seconds)
+
     def watch_hooks(self, hooks: Hooks) -> None:
         """Expose how far behind the hooks are, and what they dropped or failed on."""
+        self._watch(hooks, HOOK_GAUGES)
+
+    def watch_history(self, writer: object) -> None:
+        """Expose the history writer's queue depth, dropped, spooled and failed writes."""
+        self._watch(writer, HISTORY_GAUGES)
+
+    def _watch(self, target: Any, specs: tuple[tuple[str, str, str, Callable[[Any], int]], ...]) -> None:
         if self.multiprocess_dir is None:
-            for name, doc, _, read in HOOK_GAUGES:
-                Gauge(name, doc, registry=self.registry).set_function(lambda read=read: read(hooks))
+            for name, doc, _, read in specs:
+                Gauge(name, doc, registry=self.registry).set_function(lambda read=read: read(target))
             return
         gauges = [
             (Gauge(name, doc, registry=self.registry, multiprocess_mode=mode), mode, read)
-            for name, doc, mode, read in HOOK_GAUGES
+            for name, doc, mode, read in specs
         ]
-        publisher = _HookPublisher(hooks, gauges)
+        publisher = _Publisher(target, gauges)
         publisher.publish()
         threading.Thread(target=publisher.run, name="metrics-hooks", daemon=True).start()
         self._publishers.append(publisher)
@@ -161,22 +210,23 @@ class Metrics:
         return generate_latest(registry)
 
 
-class _HookPublisher:
-    """Copies one worker's hook state into its metric files (multi-worker mode only)."""
+class _Publisher:
+    """Copies one worker's live state (hooks, history writer) into its metric files (multi-worker
+    mode only)."""
 
-    def __init__(self, hooks: Hooks, gauges: list[tuple[Gauge, str, Callable[[Hooks], int]]]) -> None:
-        self._hooks = weakref.ref(hooks)  # the thread ends once its app is gone
+    def __init__(self, target: Any, gauges: list[tuple[Gauge, str, Callable[[Any], int]]]) -> None:
+        self._target = weakref.ref(target)  # the thread ends once its app is gone
         self._gauges = gauges
         self._published = [0] * len(gauges)
         self._lock = threading.Lock()
 
     def publish(self) -> bool:
-        hooks = self._hooks()
-        if hooks is None:
+        target = self._target()
+        if target is None:
             return False
         with self._lock:
             for index, (gauge, mode, read) in enumerate(self._gauges):
-                value = read(hooks)
+                value = read(target)
                 if mode == "sum":  # a count: add what is new, onto whatever the file holds
                     if value != self._published[index]:
                         gauge.inc(value - self._published[index])

@@ -7,14 +7,16 @@ from typing import Any
 from recognizer.inference.results import Recognition
 
 
-def row_from(recognition: Recognition, client: str | None = None) -> dict[str, Any]:
+def row_from(recognition: Recognition, image: str | None = None) -> dict[str, Any]:
+    """The row for ``recognition``; ``image`` says which pixels are stored with it, if any."""
     top = recognition.predictions[0] if recognition.predictions else None
     error = recognition.error
     timing = recognition.timing_ms
     return {
+        "uid": recognition.id,
         "created_at": recognition.at,
         "source": recognition.source[:64],
-        "client": client,
+        "client": recognition.client[:128] if recognition.client else None,
         "name": recognition.name[:255],
         "model": recognition.model,
         "engine": recognition.engine,
@@ -33,5 +35,6 @@ def row_from(recognition: Recognition, client: str | None = None) -> dict[str, A
         "height": recognition.height,
         "size_bytes": recognition.size_bytes,
         "error_code": error.code if error else None,
-        "error_detail": str(error)[:2000] if error else None,
+        "error_detail": (error.public or str(error))[:2000] if error else None,
+        "image": image,
     }

@@ -25,6 +25,9 @@ recognitions = Table(
     "recognitions",
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
+    #: the public id (recognizer.inference.results.new_id): made once per recognition, so writing
+    #: a row twice (a retried commit, a replayed spool) is a no-op
+    Column("uid", String(32)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     #: the channel: api, batch, compat, v2, cli, job:ID, stream:NAME
     Column("source", String(64), nullable=False),
@@ -52,10 +55,14 @@ recognitions = Table(
     #: set for a rejected input (e.g. not_an_image), with the message
     Column("error_code", String(64)),
     Column("error_detail", Text),
+    #: pixels kept with the row under RECOGNIZER_HISTORY_IMAGES: "thumbnail", "full" or None
+    Column("image", String(16)),
     Index("ix_recognitions_created_at", "created_at"),
     Index("ix_recognitions_top_wnid", "top_wnid"),
     Index("ix_recognitions_model", "model"),
     Index("ix_recognitions_source", "source"),
     Index("ix_recognitions_sha256", "sha256"),
     Index("ix_recognitions_error_code", "error_code"),
+    Index("ux_recognitions_uid", "uid", unique=True),
+    Index("ix_recognitions_client", "client"),
 )

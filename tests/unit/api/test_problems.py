@@ -27,6 +27,9 @@ EXPECTED_STATUS: dict[type[errors.RecognizerError], int] = {
     errors.EngineUnavailableError: 409,
     errors.NotReadyError: 503,
     errors.ModelNotLoadedError: 400,  # the Open Inference Protocol's readiness "no" is a 4xx
+    errors.HistoryUnavailableError: 503,  # sync durability: not recorded in time; retry
+    errors.NotFoundError: 404,
+    errors.FeatureUnavailableError: 409,  # history off, pyarrow missing: an operator must act
     errors.RequestError: 422,
     errors.UnsupportedMediaError: 415,
     errors.RequestTooLargeError: 413,

@@ -12,10 +12,9 @@ from sqlalchemy import func, select
 
 from recognizer.errors import EmptyImageError
 from recognizer.inference.results import Prediction, Recognition
-from recognizer.storage import database, migrate
+from recognizer.storage import migrate
 from recognizer.storage.tables import recognitions
 from recognizer.storage.writer import HistoryWriter
-from tests.unit.storage.test_schema import postgres_engine  # noqa: F401 - fixture
 
 
 def _recognition(i: int) -> Recognition:
@@ -39,17 +38,13 @@ def _rows(engine) -> int:
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path):
-    engine = database.make_engine(f"sqlite:///{tmp_path / 'history.db'}")
-    migrate.upgrade(engine)
-    return engine
+def sqlite_engine(sqlite_engine):
+    migrate.upgrade(sqlite_engine)
+    return sqlite_engine
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.database)])
-def engine(request):
-    if request.param == "sqlite":
-        return request.getfixturevalue("sqlite_engine")
-    engine = request.getfixturevalue("postgres_engine")
+@pytest.fixture
+def engine(engine):
     migrate.upgrade(engine)
     return engine
 
@@ -67,7 +62,7 @@ def test_every_recognition_becomes_one_row_in_batches(engine):
 
 
 def test_a_locked_database_delays_rows_without_blocking_the_caller_or_losing_any(sqlite_engine, tmp_path):
-    locker = sqlite3.connect(tmp_path / "history.db", timeout=0, check_same_thread=False)
+    locker = sqlite3.connect(tmp_path / "data" / "recognizer.db", timeout=0, check_same_thread=False)
     locker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock
     writer = HistoryWriter(sqlite_engine, max_rows=50)
     start = time.perf_counter()
@@ -82,7 +77,7 @@ def test_a_locked_database_delays_rows_without_blocking_the_caller_or_losing_any
 
 
 def test_a_full_queue_drops_and_counts_instead_of_growing(sqlite_engine, tmp_path):
-    locker = sqlite3.connect(tmp_path / "history.db", timeout=0, check_same_thread=False)
+    locker = sqlite3.connect(tmp_path / "data" / "recognizer.db", timeout=0, check_same_thread=False)
     locker.execute("BEGIN EXCLUSIVE")
     writer = HistoryWriter(sqlite_engine, max_rows=10, max_queue=20)
     _emit(writer, 100)
