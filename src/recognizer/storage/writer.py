@@ -147,12 +147,14 @@ class HistoryWriter(Hook):
 
     def _run(self) -> None:
         if self.spool is not None and self.spool.files():  # left by an earlier run: replay first
-            self._retry_at = time.monotonic()
+            self._replay()
         while (batch := self._next_batch()) is not None:
             if self._retry_at is not None and time.monotonic() >= self._retry_at:
                 self._replay()
             if batch:
                 self._write(batch)
+        if self._retry_at is not None:  # one last try, so a database back by now gets the spool
+            self._replay()
 
     def _next_batch(self) -> list[_Pending] | None:
         wait = None if self._retry_at is None else max(0.0, self._retry_at - time.monotonic())
