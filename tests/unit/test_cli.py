@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -11,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from recognizer.cli import main
-from recognizer.storage import migrate
+from recognizer.storage import database, export, migrate
 from tests.helpers import jpeg_bytes
 
 CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat"}
@@ -175,3 +177,43 @@ def test_db_upgrade_creates_the_history_database_and_current_checks_it(tmp_path,
     assert result.exit_code == 0 and f"schema at revision {migrate.head()}" in result.stdout
     assert (tmp_path / "data" / "recognizer.db").is_file()
     assert runner.invoke(main, ["db", "current"]).exit_code == 0
+
+
+def test_predict_records_only_when_asked_and_history_export_reads_it_back(
+    runner, photos, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("RECOGNIZER_DATA_DIR", str(tmp_path / "data"))
+    assert runner.invoke(main, ["predict", str(photos[0])]).exit_code == 0
+    assert not (tmp_path / "data" / "recognizer.db").exists()  # not asked: nothing recorded
+    result = runner.invoke(main, ["predict", *map(str, photos), "--record"])
+    assert result.exit_code == 1 and "2 result(s) recorded" in result.stderr  # the PDF is a row too
+    out = tmp_path / "history.csv"
+    exported = runner.invoke(main, ["history", "export", "--format", "csv", "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    rows = sorted(csv.DictReader(io.StringIO(out.read_text())), key=lambda row: row["name"])
+    assert [(row["name"].rsplit("/", 1)[-1], row["source"]) for row in rows] == [
+        ("cat.jpg", "cli"),
+        ("report.jpg", "cli"),
+    ]
+    assert rows[0]["top_label"] in CAT_LABELS and rows[1]["error_code"] == "not_an_image"
+    jsonl = runner.invoke(main, ["history", "export", "--format", "jsonl", "--errors"])
+    assert [json.loads(line)["error"]["type"] for line in jsonl.stdout.splitlines()] == ["not_an_image"]
+    later = runner.invoke(main, ["history", "export", "--since", "2999-01-01"])
+    assert later.exit_code == 0 and later.stdout.splitlines() == [",".join(export.COLUMNS)]
+    pruned = runner.invoke(main, ["history", "prune", "--max-rows", "1"])
+    assert pruned.exit_code == 0 and "1 row(s) deleted" in pruned.stdout
+
+
+def test_serve_refuses_a_stale_history_schema_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECOGNIZER_DATA_DIR", str(tmp_path / "data"))
+    migrate.upgrade(database.make_engine(f"sqlite:///{tmp_path / 'data' / 'recognizer.db'}"), "0001")
+    result = CliRunner().invoke(main, ["serve", "--port", "0"])
+    assert result.exit_code == 2 and "run `recognizer db upgrade`" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_serve_names_an_unreachable_database_in_one_line(monkeypatch):
+    monkeypatch.setenv("RECOGNIZER_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    result = CliRunner().invoke(main, ["serve", "--port", "0"])
+    assert result.exit_code == 2 and "cannot open the history database" in result.stderr
+    assert "Traceback" not in result.output
