@@ -165,6 +165,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route on the path; name them all
+            headers["Allow"] = ", ".join(allowed_methods(app, request.url.path))
         return problem(
             exc.status_code, f"http_{exc.status_code}", str(exc.detail), request.url.path, headers=headers
         )
@@ -182,6 +184,16 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         return problem(500, "internal_error", "the server failed unexpectedly; see its log", request.url.path)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves at ``path`` (GET and DELETE on /v1/history, say)."""
+    methods: set[str] = set()
+    for route in app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def responses_for(*statuses: int) -> dict[int | str, dict[str, Any]]:

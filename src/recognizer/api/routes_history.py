@@ -25,6 +25,7 @@ from recognizer.storage.queries import Filters
 
 router = APIRouter(prefix="/v1/history", tags=["history"])
 
+TIME: dict[str, Any] = {"max_length": 40, "json_schema_extra": {"format": "date-time"}}
 RowId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$")]
 #: what history routes answer besides 200: history off (409), bad filters (422)
 ERRORS = responses_for(409, 422)
@@ -39,8 +40,10 @@ def filters(
         str | None, Query(max_length=64, description="web, api, batch, compat, v2, cli, job, stream:NAME")
     ] = None,
     client: Annotated[str | None, Query(max_length=128, description="API key id or address")] = None,
-    since: Annotated[datetime | None, Query(description="from this time (ISO 8601; UTC if no zone)")] = None,
-    until: Annotated[datetime | None, Query(description="before this time")] = None,
+    since: Annotated[
+        str | None, Query(description="from this time (ISO 8601; UTC if no offset)", **TIME)
+    ] = None,
+    until: Annotated[str | None, Query(description="before this time (ISO 8601)", **TIME)] = None,
     min_score: Annotated[float | None, Query(ge=0, le=1, description="top-1 score at least")] = None,
     errors: Annotated[bool | None, Query(description="true: only rejected inputs; false: none")] = None,
 ) -> Filters:
@@ -50,7 +53,17 @@ def filters(
         if group not in members:
             raise RequestError(f"unknown label group {group!r}; known: {', '.join(sorted(members))}")
         wnids = members[group]
-    return Filters(label, wnids, model, source, client, since, until, min_score, errors)
+    return Filters(label, wnids, model, source, client, _time(since), _time(until), min_score, errors)
+
+
+def _time(value: str | None) -> datetime | None:
+    """ISO 8601 only: a bare number is not taken for a Unix time, as pydantic's lax mode would."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise RequestError(f"{value!r} is not an ISO 8601 time such as 2026-11-24T08:00:00Z") from None
 
 
 Selected = Annotated[Filters, Depends(filters)]

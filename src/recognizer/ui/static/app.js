@@ -1,5 +1,6 @@
 "use strict";
 // The page talks to the same JSON API as every other client: GET /v1/models, POST /v1/classify.
+// Its requests say X-Recognizer-Source: web, so their history rows read "web" (the History tab).
 const $ = (id) => document.getElementById(id);
 const zone = $("drop-zone"), input = $("file-input"), modelSelect = $("model-select"), topk = $("topk-select");
 const result = $("result"), answer = $("answer"), figure = $("preview-figure"), preview = $("preview");
@@ -122,7 +123,9 @@ async function classify(file) {
   const params = new URLSearchParams({ top_k: topk.value });
   if (modelSelect.value) params.set("model", modelSelect.value);
   try {
-    const response = await fetch(`/v1/classify?${params}`, { method: "POST", body: form });
+    const response = await fetch(`/v1/classify?${params}`, {
+      method: "POST", body: form, headers: { "X-Recognizer-Source": "web" },
+    });
     if (!response.ok) throw new Error(await problem(response));
     const body = await response.json();
     if (mine !== request) return;
@@ -151,6 +154,7 @@ zone.addEventListener("drop", (e) => {
   if (e.dataTransfer.files[0]) classify(e.dataTransfer.files[0]);
 });
 document.addEventListener("paste", (e) => {
+  if ($("panel-classify").hidden) return; // pasting into the History tab's filters classifies nothing
   const item = [...e.clipboardData.items].find((i) => i.kind === "file");
   if (item) classify(item.getAsFile());
 });
