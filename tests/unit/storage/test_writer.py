@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from recognizer.errors import EmptyImageError
 from recognizer.inference.results import Prediction, Recognition
 from recognizer.storage import database, migrate
-from recognizer.storage.tables import recognitions
 from recognizer.storage.images import ImageStore
 from recognizer.storage.rows import row_from
 from recognizer.storage.spool import Spool
+from recognizer.storage.tables import recognitions
 from recognizer.storage.writer import HistoryWriter, insert_rows
 from tests.helpers import jpeg_bytes
 
