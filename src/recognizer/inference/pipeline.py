@@ -33,8 +33,9 @@ from recognizer.models import ModelSpec, get_model_spec
 
 log = logging.getLogger("recognizer.pipeline")
 
-#: how long an answer waits for hooks that must finish first (history with sync durability)
-RECEIPT_TIMEOUT_S = 10.0
+#: how long an answer waits for hooks that must finish first (history with sync durability): past
+#: SQLite's 10-s busy timeout, so a locked database still ends in a spooled row rather than a 503
+RECEIPT_TIMEOUT_S = 15.0
 
 ModelLoader = Callable[[Settings, ModelChoice], LoadedModel]
 BatchObserver = Callable[[str, int, float], None]
