@@ -54,9 +54,11 @@ def postgres_url() -> Iterator[str]:
     the test skips, saying why, where no server answers."""
     pytest.importorskip("psycopg")
     from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
 
     name = f"recognizer_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES + "test", isolation_level="AUTOCOMMIT")
+    # No pooled connection to go stale: a test may restart the server in between.
+    admin = create_engine(POSTGRES + "test", isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))

@@ -72,8 +72,11 @@ class Spool:
         return total
 
     def _claim(self, path: Path) -> Path | None:
-        self._adopted += 1
-        target = self.directory / f"spool-{self.pid}-{self._adopted}.jsonl"
+        while True:  # an earlier process with this pid (a container restarted) may have left the name
+            self._adopted += 1
+            target = self.directory / f"spool-{self.pid}-{self._adopted}.jsonl"
+            if not target.exists():  # only this process makes spool-<pid>-* names: no race
+                break
         try:
             path.rename(target)
         except FileNotFoundError:  # another process claimed it first

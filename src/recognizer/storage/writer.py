@@ -95,6 +95,7 @@ class HistoryWriter(Hook):
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._closed = False
+        self._failed_closing = False  # a write failed during shutdown: no last replay (it would wait too)
         self._backoff = 0.0
         self._retry_at: float | None = None  # set while rows wait in the spool
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
@@ -153,7 +154,7 @@ class HistoryWriter(Hook):
                 self._replay()
             if batch:
                 self._write(batch)
-        if self._retry_at is not None:  # one last try, so a database back by now gets the spool
+        if self._retry_at is not None and not self._failed_closing:  # a database back by now gets it
             self._replay()
 
     def _next_batch(self) -> list[_Pending] | None:
@@ -210,6 +211,7 @@ class HistoryWriter(Hook):
                 insert_rows(connection, rows)
         except Exception as exc:  # locked, restarting, unreachable
             self.failed_attempts += 1
+            self._failed_closing = self._failed_closing or self._closed
             log.warning("history: writing %d rows failed (%s)", len(rows), _short(exc))
             return False
         self.last_write_s = time.perf_counter() - start

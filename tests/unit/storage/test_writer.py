@@ -193,3 +193,14 @@ def test_images_are_stored_once_per_content_and_only_for_recognised_inputs(sqlit
     with sqlite_engine.connect() as connection:
         kinds = sorted(str(k) for k in connection.scalars(select(recognitions.c.image)))
     assert kinds == ["None", mode, mode, mode]
+
+
+def test_claiming_a_dead_process_spool_never_overwrites_one_left_under_this_pid(tmp_path, sqlite_engine):
+    spool_dir = tmp_path / "spool"
+    mine, dead = Spool(spool_dir), [row_from(_recognition(3))]
+    mine.append([row_from(_recognition(1)), row_from(_recognition(2))])
+    mine.path.rename(spool_dir / f"spool-{os.getpid()}-1.jsonl")  # left by an earlier process, same pid
+    Spool(spool_dir).append(dead)
+    (spool_dir / f"spool-{os.getpid()}.jsonl").rename(spool_dir / "spool-999999998.jsonl")
+    assert Spool(spool_dir).replay(lambda rows: _insert(sqlite_engine, rows)) == 3
+    assert _rows(sqlite_engine) == 3 and not list(spool_dir.iterdir())

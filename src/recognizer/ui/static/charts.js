@@ -64,9 +64,11 @@ function timeAxes(svg, { width, height, margin, scale, yLabel, xLabel, bands }) 
     // band.order (the hour of the day, the day number) puts ticks on round hours, not every nth band
     if ((band.order ?? i) % every || !band.tick) return;
     const x = round(margin.left + (i + 0.5) * step);
+    const half = band.tick.length * FONT * 0.3; // keep the label inside the drawing at either end
+    const textX = round(Math.min(Math.max(x, half + 2), width - half - 2));
     svg.append(
       svgEl("line", { class: "axis", x1: x, x2: x, y1: margin.top + plotH, y2: margin.top + plotH + 4 }),
-      svgEl("text", { class: "tick", x, y: margin.top + plotH + 6 + FONT, "text-anchor": "middle" }, band.tick),
+      svgEl("text", { class: "tick", x: textX, y: margin.top + plotH + 6 + FONT, "text-anchor": "middle" }, band.tick),
     );
   });
   svg.append(
@@ -86,7 +88,7 @@ function legend(svg, x, items) {
     const mark =
       shape === "line"
         ? svgEl("line", { class: `line ${cls}`, x1: at, x2: at + 14, y1: 10, y2: 10 })
-        : svgEl("rect", { class: `bar ${cls}`, x: at, y: 4, width: 12, height: 12, rx: 2 });
+        : svgEl("rect", { class: `swatch ${cls}`, x: at, y: 4, width: 12, height: 12, rx: 2 });
     svg.append(mark, svgEl("text", { class: "legend", x: at + 18, y: 10, dy: "0.32em" }, text));
     at += 18 + text.length * 6.6 + 14;
   }

@@ -15,7 +15,6 @@ const state = {
   generation: 0, // only the newest load may paint; older answers are dropped, not aborted
   cursor: null,
   loadingMore: false,
-  sentinelInView: false,
   stats: null,
   groups: new Set(), // every label group any answer named, for the group filter's suggestions
   started: false,
@@ -122,6 +121,7 @@ async function reload() {
   const failed = [page, summary].find((answer) => answer.status === "rejected");
   showError(failed ? failed.reason.message : "");
   rows.replaceChildren();
+  show($("history-list"), page.status === "fulfilled");
   if (page.status === "fulfilled") {
     appendRows(page.value.items);
     state.cursor = page.value.next_cursor;
@@ -130,15 +130,19 @@ async function reload() {
       ? "No recognitions match these filters."
       : "No recognitions yet: classify a photo and it shows up here.";
     show($("history-empty"), empty);
-  } else {
-    show($("history-empty"), false);
+    show($("table-wrap"), !empty);
   }
   state.stats = summary.status === "fulfilled" ? summary.value : null;
   show(charts, state.stats !== null);
   drawCharts();
   describe(params);
   updateMore();
-  if (state.sentinelInView) loadMore();
+  if (sentinelNear()) loadMore();
+}
+
+/** Whether the end of the table is on screen (or nearly): infinite scroll then loads the next page. */
+function sentinelNear() {
+  return !panel.hidden && sentinel.getBoundingClientRect().top < window.innerHeight + 300;
 }
 
 async function loadMore() {
@@ -151,9 +155,10 @@ async function loadMore() {
   params.set("cursor", state.cursor);
   try {
     const page = await getJSON(`/v1/history?${params}`);
-    if (mine !== state.generation) return;
-    appendRows(page.items);
-    state.cursor = page.next_cursor;
+    if (mine === state.generation) {
+      appendRows(page.items);
+      state.cursor = page.next_cursor;
+    }
   } catch (err) {
     if (mine === state.generation) {
       showError(err.message);
@@ -163,8 +168,9 @@ async function loadMore() {
     state.loadingMore = false;
     updateMore();
   }
-  // the sentinel may still be on screen (a tall window): keep going until it is pushed out
-  if (mine === state.generation && state.sentinelInView) requestAnimationFrame(() => loadMore());
+  // the end may still be on screen (a tall window): keep going until the rows push it out
+  // (state.cursor is the newest load's: null while a reload is under way)
+  if (sentinelNear()) loadMore();
 }
 
 function updateMore() {
@@ -247,6 +253,8 @@ function detailsRow(item) {
   tr.id = `details-${item.id}`;
   const td = cell("");
   td.colSpan = 9;
+  const body = document.createElement("div"); // stays in view while the table scrolls sideways
+  body.className = "details-body";
   if (item.predictions.length) {
     const list = document.createElement("ol");
     list.className = "all-labels";
@@ -255,7 +263,7 @@ function detailsRow(item) {
       li.append(span("name", p.label), " ", span("wnid", `${p.wnid} · #${p.index}`), " ", span("pct", percent(p.score)));
       list.append(li);
     }
-    td.append(list);
+    body.append(list);
   }
   const facts = document.createElement("dl");
   const timing = Object.entries(item.timing_ms || {}).map(([k, v]) => `${k} ${Number(v).toFixed(1)} ms`).join(", ");
@@ -270,7 +278,8 @@ function detailsRow(item) {
     dd.textContent = value;
     facts.append(dt, dd);
   }
-  td.append(facts);
+  body.append(facts);
+  td.append(body);
   tr.append(td);
   return tr;
 }
@@ -380,10 +389,12 @@ function drawCharts() {
 
   const latencyBands = bands.map((b) => ({
     tick: b.tick,
+    order: b.order,
     tip: `${b.when} (${plural(b.latency ? b.latency.count : 0, "recognition")})`,
     values: b.latency ? { p50: b.latency.p50_ms, p95: b.latency.p95_ms } : null,
   }));
   const measured = stats.latency.filter((b) => Number.isFinite(b.p50_ms));
+  $("cap-latency").textContent = `Latency per ${unit}, p50 and p95 (ms)`;
   const latencyBox = $("chart-latency");
   lines(latencyBox, {
     width: chartWidth(latencyBox),
@@ -474,8 +485,7 @@ form.addEventListener("change", (e) => {
 more.addEventListener("click", () => loadMore());
 
 new IntersectionObserver((entries) => {
-  state.sentinelInView = entries[entries.length - 1].isIntersecting;
-  if (state.sentinelInView && !panel.hidden) loadMore();
+  if (entries[entries.length - 1].isIntersecting && !panel.hidden) loadMore();
 }, { rootMargin: "0px 0px 300px 0px" }).observe(sentinel);
 
 function shown() {
