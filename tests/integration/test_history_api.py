@@ -116,6 +116,11 @@ def test_filters_pages_and_unknown_values(client, cat_jpeg):
     assert client.get("/v1/history", params={"since": "yesterday"}).status_code == 422
 
 
+def test_the_known_label_groups_are_listed(client):
+    groups = {group["name"]: group["classes"] for group in client.get("/v1/groups").json()}
+    assert groups["dog"] > 100 and {"cat", "vehicle", "bird"} <= groups.keys()
+
+
 def test_stats_feed_the_plots(client):
     stats = client.get("/v1/history/stats", params={"bucket": "hour"}).json()
     rows = len(client.get("/v1/history", params={"limit": 500}).json()["items"])

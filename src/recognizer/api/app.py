@@ -68,6 +68,7 @@ def create_app(
     app.add_middleware(GuardAndMeasure, limits=BodyLimits.from_settings(settings), metrics=metrics)
     for module in (routes_v1, routes_v2, routes_ops, routes_history):
         app.include_router(module.router)
+    app.include_router(routes_history.groups_router)
     docs.install(app)  # before the page: its /static/api-docs mount must win over /static
     _install_ui(app)
     return app

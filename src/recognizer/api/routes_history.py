@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from recognizer.api.deps import history_of, pipeline_of, settings_of
 from recognizer.api.problems import responses_for
-from recognizer.api.schemas import DeleteResult, HistoryItem, HistoryPage, HistoryStats
+from recognizer.api.schemas import DeleteResult, GroupInfo, HistoryItem, HistoryPage, HistoryStats
 from recognizer.errors import NotFoundError, RequestError
 from recognizer.inference.loading import load_vocabulary
 from recognizer.storage import export, queries, retention
@@ -165,6 +165,17 @@ async def history_image(request: Request, id: RowId) -> FileResponse:
         media_type=await run_in_threadpool(media_type, path),
         headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
     )
+
+
+groups_router = APIRouter(prefix="/v1", tags=["v1"])
+
+
+@groups_router.get("/groups", response_model=list[GroupInfo])
+async def label_groups(request: Request) -> list[dict[str, Any]]:
+    """The label groups this server knows (built-in, or its --groups file): what ``?groups=true``
+    scores and what history's ``group`` filter accepts."""
+    members = group_members(request)
+    return [{"name": name, "classes": len(wnids)} for name, wnids in sorted(members.items())]
 
 
 def group_members(request: Request) -> dict[str, frozenset[str]]:

@@ -153,3 +153,8 @@ class HistoryStats(BaseModel):
 
 class DeleteResult(BaseModel):
     deleted: int
+
+
+class GroupInfo(BaseModel):
+    name: str = Field(description="label group, e.g. dog, vehicle")
+    classes: int = Field(description="how many ImageNet classes it holds")

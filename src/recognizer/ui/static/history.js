@@ -464,6 +464,10 @@ async function loadModels() {
     const select = form.elements.model;
     for (const m of models) select.add(new Option(m.name, m.name));
   } catch (err) { /* the filter keeps "any" */ }
+  try { // every group the server knows, not only those seen in the plotted period
+    for (const g of await getJSON("/v1/groups")) state.groups.add(g.name);
+    $("group-list").replaceChildren(...[...state.groups].sort().map((name) => new Option(name.replace(/_/g, " "), name)));
+  } catch (err) { /* suggestions come from the stats instead */ }
 }
 
 const reloadSoon = debounce(reload, 350);
