@@ -98,6 +98,10 @@ class ServerSettings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64, description="Server processes; threads are split between them.")
     access_log: bool = Field(True, description="uvicorn's per-request log line (metrics cover the rest).")
+    ssl_certfile: Path | None = Field(
+        None, description="TLS certificate (PEM); serves HTTPS with ssl_keyfile."
+    )
+    ssl_keyfile: Path | None = Field(None, description="TLS private key (PEM).")
 
 
 class HistorySettings(BaseSettings):
@@ -130,6 +134,36 @@ class HistorySettings(BaseSettings):
     )
 
 
+class AuthSettings(BaseSettings):
+    """Credentials, sessions, rate limits and browser-facing HTTP policy."""
+
+    model_config = _ENV
+
+    enforce: Literal["auto", "on", "off"] = Field(
+        "auto",
+        validation_alias="RECOGNIZER_AUTH",
+        description="auto: credentials needed once any key or user exists, or off loopback; on; off.",
+    )
+    allow_anonymous: bool = Field(
+        False, description="Serve a non-loopback address with no keys or users (accepting the risk)."
+    )
+    secret_key: str | None = Field(
+        None, description="Signs session cookies; default: a random key kept in data_dir/secret.key."
+    )
+    redis_url: str | None = Field(None, description="Redis for rate limits shared by workers and hosts.")
+    rate_limits: str = Field(
+        "", description="Per key/user and scope, e.g. 'classify=600/minute; history:read=120/minute'."
+    )
+    rate_limit_failure: Literal["open", "closed"] = Field(
+        "open", description="When Redis is unreachable: let requests through (open) or answer 503."
+    )
+    login_rate_limit: str = Field("10/minute", description="Login attempts per account and per address.")
+    metrics: Literal["auto", "open", "key"] = Field(
+        "auto", description="/metrics: open on loopback (auto), always open, or a key with 'metrics'."
+    )
+    cors_origins: str = Field("", description="Comma-separated origins allowed by CORS (default none).")
+
+
 #: section field -> its class; a flat keyword argument or CLI flag named like one of the class's
 #: fields goes to that section
 SECTIONS: dict[str, type[BaseSettings]] = {
@@ -138,6 +172,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "limits": LimitSettings,
     "server": ServerSettings,
     "history": HistorySettings,
+    "auth": AuthSettings,
 }
 #: flat names that differ from the section's field name
 _FLAT_ALIASES = {
@@ -147,6 +182,7 @@ _FLAT_ALIASES = {
     "history_days": ("history", "days"),
     "history_max_rows": ("history", "max_rows"),
     "history_durability": ("history", "durability"),
+    "auth": ("auth", "enforce"),
 }
 
 
@@ -200,6 +236,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -13,7 +13,12 @@ sees on the command line and in HTTP problem responses::
     │       └── EngineUnavailableError  optional backend not installed
     ├── NotReadyError               the service is still loading or warming up
     │   ├── ModelNotLoadedError     a v2 readiness probe's "no" (a 4xx, as the protocol says)
-    │   └── HistoryUnavailableError sync durability: the row could not be committed in time
+    │   ├── HistoryUnavailableError sync durability: the row could not be committed in time
+    │   └── RateLimiterUnavailableError  limits fail closed and their store is unreachable
+    ├── AuthError
+    │   ├── AuthenticationError     no credentials, or wrong, revoked or expired ones (401)
+    │   ├── PermissionDeniedError   valid credentials without the route's scope, or no CSRF token (403)
+    │   └── RateLimitedError        over the key's or user's rate limit (429)
     ├── RequestError                a request parameter or body the API cannot use
     │   ├── NotFoundError           a history row (or other record) that does not exist
     │   ├── FeatureUnavailableError an optional extra that is not installed (Parquet export)
@@ -42,9 +47,13 @@ class RecognizerError(Exception):
     #: short, stable identifier used in JSON error bodies and logs
     code = "recognizer_error"
 
-    def __init__(self, message: str = "", public: str | None = None) -> None:
+    def __init__(
+        self, message: str = "", public: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.public = public
+        #: response headers the error brings (WWW-Authenticate, Retry-After, RateLimit-*)
+        self.headers = headers
 
 
 class ConfigError(RecognizerError):
@@ -85,6 +94,26 @@ class ModelNotLoadedError(NotReadyError):
 
 class HistoryUnavailableError(NotReadyError):
     code = "history_unavailable"
+
+
+class RateLimiterUnavailableError(NotReadyError):
+    code = "rate_limiter_unavailable"
+
+
+class AuthError(RecognizerError):
+    code = "auth_error"
+
+
+class AuthenticationError(AuthError):
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(AuthError):
+    code = "forbidden"
+
+
+class RateLimitedError(AuthError):
+    code = "rate_limited"
 
 
 class RequestError(RecognizerError):

@@ -8,18 +8,29 @@ from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from recognizer import __version__
-from recognizer.api import docs, problems, routes_history, routes_ops, routes_v1, routes_v2
+from recognizer.api import (
+    docs,
+    problems,
+    routes_history,
+    routes_ops,
+    routes_session,
+    routes_v1,
+    routes_v2,
+)
+from recognizer.api.guard import Access, public
 from recognizer.api.limits import BodyLimits
 from recognizer.api.middleware import GuardAndMeasure
+from recognizer.api.security import SecurityHeaders
 from recognizer.config import Settings
 from recognizer.inference.hooks import Hook, Hooks
 from recognizer.inference.pipeline import Pipeline
 from recognizer.observability.metrics import Metrics, MetricsHook
-from recognizer.storage.history import open_history
+from recognizer.storage.history import History, open_database
 
 
 def create_app(
@@ -34,7 +45,12 @@ def create_app(
         pipeline = Pipeline(settings, Hooks(), on_batch=metrics.observe_batch)
     else:
         pipeline.on_batch = pipeline.on_batch or metrics.observe_batch
-    history = open_history(settings, on_write=metrics.observe_history_write)
+    database = open_database(settings)
+    history = (
+        History(settings, metrics.observe_history_write, database)
+        if database is not None and settings.history.mode == "on"
+        else None
+    )
     recorder: tuple[Hook, ...] = (history.writer,) if history else ()
     for hook in (MetricsHook(metrics), *recorder, *hooks):
         pipeline.hooks.add(hook)
@@ -51,6 +67,8 @@ def create_app(
             await pipeline.stop()  # closes the hooks: the history queue is written out here
             if history is not None:
                 await asyncio.to_thread(history.close)
+            if database is not None:
+                database.dispose()
 
     app = FastAPI(
         title="recognizer",
@@ -64,9 +82,20 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.history = history
+    app.state.access = Access(settings, database)
     problems.install(app)
     app.add_middleware(GuardAndMeasure, limits=BodyLimits.from_settings(settings), metrics=metrics)
-    for module in (routes_v1, routes_v2, routes_ops, routes_history):
+    origins = [origin.strip() for origin in settings.auth.cors_origins.split(",") if origin.strip()]
+    if origins:  # off by default: only listed origins may call the API from a browser
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "X-Recognition-Id", "Retry-After", "RateLimit-Remaining"],
+        )
+    app.add_middleware(SecurityHeaders, tls=bool(settings.server.ssl_certfile))  # outermost
+    for module in (routes_v1, routes_v2, routes_ops, routes_history, routes_session):
         app.include_router(module.router)
     app.include_router(routes_history.groups_router)
     docs.install(app)  # before the page: its /static/api-docs mount must win over /static
@@ -84,12 +113,12 @@ def _install_ui(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     index = (static / "index.html").read_text("utf-8")
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[public])
     async def home() -> HTMLResponse:
         return HTMLResponse(index)
 
     favicon = (static / "favicon.svg").read_bytes()
 
-    @app.get("/favicon.ico", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False, dependencies=[public])
     async def favicon_ico() -> Response:
         return Response(favicon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})

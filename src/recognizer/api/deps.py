@@ -26,7 +26,10 @@ def history_of(request: Request) -> History:
 
 
 def client_of(request: Request) -> str | None:
-    """Who is asking, for history rows: the API key's id once keys exist, until then the address."""
+    """Who is asking, for history rows: ``key:ID``, ``user:NAME``, or the address."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        return principal.client
     return request.client.host if request.client else None
 
 

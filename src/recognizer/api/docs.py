@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from recognizer.api.guard import public
 from recognizer.api.problems import PROBLEM_JSON, TITLES
 
 ASSETS = "/static/api-docs"
@@ -43,7 +44,7 @@ def install(app: FastAPI) -> None:
     assets = resources.files("fastapi_offline") / "static"
     app.mount(ASSETS, StaticFiles(directory=str(assets)), name="api-docs")
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[public])
     async def swagger() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
@@ -53,7 +54,7 @@ def install(app: FastAPI) -> None:
             swagger_favicon_url="/favicon.ico",
         )
 
-    @app.get("/redoc", include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False, dependencies=[public])
     async def redoc() -> HTMLResponse:
         page = get_redoc_html(
             openapi_url=app.openapi_url or "/openapi.json",

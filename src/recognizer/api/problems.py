@@ -44,6 +44,9 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RecognizerError], int], ...] = (
     (errors.FeatureUnavailableError, 409),
     (errors.RequestError, 422),
     (errors.UnknownModelError, 404),
+    (errors.AuthenticationError, 401),
+    (errors.PermissionDeniedError, 403),
+    (errors.RateLimitedError, 429),
     # The Open Inference Protocol's readiness probes answer "no" with a 4xx, not a server error.
     (errors.ModelNotLoadedError, 400),
     (errors.NotReadyError, 503),
@@ -68,15 +71,21 @@ TITLES_BY_ERROR: tuple[tuple[type[errors.RecognizerError], str], ...] = (
     (errors.WeightsNotFoundError, "Model not installed"),
     (errors.EngineUnavailableError, "Engine not available"),
     (errors.NotReadyError, "Not ready"),
+    (errors.AuthenticationError, "Unauthorized"),
+    (errors.PermissionDeniedError, "Forbidden"),
+    (errors.RateLimitedError, "Too many requests"),
 )
 TITLES = {
     400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
     409: "Not available",
     413: "Request too large",
     415: "Unsupported media type",
     422: "Invalid request",
+    429: "Too many requests",
     431: "Request header fields too large",
     500: "Internal error",
     503: "Service unavailable",
@@ -135,24 +144,27 @@ def error_body(exc: errors.RecognizerError, instance: str = "") -> dict[str, obj
     return problem_body(status_for(exc), exc.code, public_detail(exc), instance, title_for(exc))
 
 
-def error_problem(exc: errors.RecognizerError, instance: str = "") -> JSONResponse:
+def error_problem(
+    exc: errors.RecognizerError, instance: str = "", request_id: str | None = None
+) -> JSONResponse:
     status = status_for(exc)
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
     if status == 413:  # stop reading what a client may still be sending
         headers = {"Connection": "close"}
-    return JSONResponse(
-        error_body(exc, instance), status_code=status, media_type=PROBLEM_JSON, headers=headers
-    )
+    headers |= exc.headers or {}
+    body = error_body(exc, instance) | ({"request_id": request_id} if request_id else {})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.RecognizerError)
     async def _recognizer_error(request: Request, exc: errors.RecognizerError) -> JSONResponse:
+        rid = request_id_of(request)
         if status_for(exc) >= 500:
-            log.error("%s %s: %s", request.method, request.url.path, exc)
+            log.error("[%s] %s %s: %s", rid, request.method, request.url.path, exc)
         elif public_detail(exc) != str(exc):  # the client got a redacted detail: keep the full one here
-            log.info("%s %s: %s", request.method, request.url.path, exc)
-        return error_problem(exc, request.url.path)
+            log.info("[%s] %s %s: %s", rid, request.method, request.url.path, exc)
+        return error_problem(exc, request.url.path, rid)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -160,7 +172,7 @@ def install(app: FastAPI) -> None:
         detail = "; ".join(f"{i['location']}: {i['message']}" for i in issues)
         if len(exc.errors()) > len(issues):
             detail += f"; and {len(exc.errors()) - len(issues)} more"
-        return problem(422, "invalid_parameters", detail, request.url.path, errors=issues)
+        return problem(422, "invalid_parameters", detail, request.url.path, errors=issues, **_rid(request))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
@@ -168,7 +180,12 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:  # Starlette names only the first route on the path; name them all
             headers["Allow"] = ", ".join(allowed_methods(app, request.url.path))
         return problem(
-            exc.status_code, f"http_{exc.status_code}", str(exc.detail), request.url.path, headers=headers
+            exc.status_code,
+            f"http_{exc.status_code}",
+            str(exc.detail),
+            request.url.path,
+            headers=headers,
+            **_rid(request),
         )
 
     @app.exception_handler(ClientDisconnect)
@@ -182,17 +199,30 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return problem(500, "internal_error", "the server failed unexpectedly; see its log", request.url.path)
+        rid = request_id_of(request)
+        log.exception("[%s] unexpected error on %s", rid, request.url.path)
+        detail = f"the server failed unexpectedly; see its log (request {rid})"
+        return problem(500, "internal_error", detail, request.url.path, **_rid(request))
+
+
+def request_id_of(request: Request) -> str | None:
+    """The id the security middleware gave this request (also its X-Request-Id header)."""
+    return getattr(request.state, "request_id", None)
+
+
+def _rid(request: Request) -> dict[str, str]:
+    rid = request_id_of(request)
+    return {"request_id": rid} if rid else {}
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """Every method some route serves at ``path`` (GET and DELETE on /v1/history, say)."""
+    from recognizer.api.route_table import endpoints
+
     methods: set[str] = set()
-    for route in app.routes:
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(path):
-            methods |= set(getattr(route, "methods", None) or ())
+    for route in endpoints(app):
+        if route.path_regex.match(path):
+            methods |= set(route.methods or ())
     return sorted(methods)
 
 

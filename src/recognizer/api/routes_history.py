@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from recognizer.api.deps import history_of, pipeline_of, settings_of
+from recognizer.api.guard import require
 from recognizer.api.problems import responses_for
 from recognizer.api.schemas import DeleteResult, GroupInfo, HistoryItem, HistoryPage, HistoryStats
 from recognizer.errors import NotFoundError, RequestError
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/v1/history", tags=["history"])
 
 TIME: dict[str, Any] = {"max_length": 40, "json_schema_extra": {"format": "date-time"}}
 RowId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$")]
+READ = require("history:read")
 #: what history routes answer besides 200: history off (409), bad filters (422)
 ERRORS = responses_for(409, 422)
 
@@ -69,7 +71,7 @@ def _time(value: str | None) -> datetime | None:
 Selected = Annotated[Filters, Depends(filters)]
 
 
-@router.get("", response_model=HistoryPage, responses=ERRORS)
+@router.get("", response_model=HistoryPage, responses=ERRORS, dependencies=[READ])
 async def list_history(
     request: Request,
     selected: Selected,
@@ -82,7 +84,7 @@ async def list_history(
     return {"items": items, "next_cursor": following}
 
 
-@router.get("/stats", response_model=HistoryStats, responses=ERRORS)
+@router.get("/stats", response_model=HistoryStats, responses=ERRORS, dependencies=[READ])
 async def history_stats(
     request: Request,
     selected: Selected,
@@ -97,6 +99,7 @@ async def history_stats(
 
 @router.get(
     "/export",
+    dependencies=[READ],
     response_class=StreamingResponse,
     responses={
         200: {"content": {media: {"schema": {"type": "string"}} for media in export.MEDIA_TYPES.values()}},
@@ -117,7 +120,7 @@ async def export_history(
     )
 
 
-@router.delete("", response_model=DeleteResult, responses=ERRORS)
+@router.delete("", response_model=DeleteResult, responses=ERRORS, dependencies=[require("history:delete")])
 async def delete_history(
     request: Request,
     selected: Selected,
@@ -136,7 +139,7 @@ async def delete_history(
     return {"deleted": deleted}
 
 
-@router.get("/{id}", response_model=HistoryItem, responses=responses_for(404, 409, 422))
+@router.get("/{id}", response_model=HistoryItem, responses=responses_for(404, 409, 422), dependencies=[READ])
 async def history_item(request: Request, id: RowId) -> dict[str, Any]:
     """One recognition."""
     item = await run_in_threadpool(queries.get, history_of(request).engine, id)
@@ -147,6 +150,7 @@ async def history_item(request: Request, id: RowId) -> dict[str, Any]:
 
 @router.get(
     "/{id}/image",
+    dependencies=[READ],
     response_class=FileResponse,
     responses={200: {"content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}}
     | responses_for(404, 409, 422),
@@ -170,7 +174,7 @@ async def history_image(request: Request, id: RowId) -> FileResponse:
 groups_router = APIRouter(prefix="/v1", tags=["v1"])
 
 
-@groups_router.get("/groups", response_model=list[GroupInfo])
+@groups_router.get("/groups", response_model=list[GroupInfo], dependencies=[require("classify")])
 async def label_groups(request: Request) -> list[dict[str, Any]]:
     """The label groups this server knows (built-in, or its --groups file): what ``?groups=true``
     scores and what history's ``group`` filter accepts."""

@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from recognizer.api.deps import client_of, pipeline_of, settings_of
+from recognizer.api.guard import public, require
 from recognizer.api.problems import responses_for
 from recognizer.api.routes_v1 import CLASSIFY_ERRORS, IMAGE_BODY
 from recognizer.api.schemas import CompatPrediction
@@ -20,13 +21,13 @@ from recognizer.inference.pipeline import Options
 router = APIRouter()
 
 
-@router.get("/healthz", tags=["ops"])
+@router.get("/healthz", tags=["ops"], dependencies=[public])
 async def healthz() -> dict[str, str]:
     """The process is alive and serving HTTP (says nothing about models)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["ops"], responses=responses_for(409, 500, 503))
+@router.get("/readyz", tags=["ops"], responses=responses_for(409, 500, 503), dependencies=[public])
 async def readyz(request: Request) -> dict[str, object]:
     """The default model is loaded and warmed up: send traffic."""
     pipeline = pipeline_of(request)
@@ -54,6 +55,7 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 @router.get(
     "/metrics",
     tags=["ops"],
+    dependencies=[require("metrics")],
     response_class=PlainTextResponse,
     responses={200: {"content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}}}},
 )
@@ -66,6 +68,7 @@ async def metrics(request: Request) -> Response:
 
 @router.post(
     "/predict",
+    dependencies=[require("classify")],
     response_model=list[CompatPrediction],
     tags=["compat"],
     openapi_extra=IMAGE_BODY,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from recognizer.api.deps import client_of, pipeline_of, settings_of, source_of
+from recognizer.api.guard import charge, require
 from recognizer.api.limits import MAX_BATCH_FILES
 from recognizer.api.problems import error_body, responses_for
 from recognizer.api.schemas import BatchItem, BatchResponse, ClassifyResponse, ModelInfo
@@ -81,6 +82,7 @@ RECOGNITION_ID = "X-Recognition-Id"
 
 @router.post(
     "/classify",
+    dependencies=[require("classify")],
     response_model=ClassifyResponse,
     response_model_exclude_none=True,
     openapi_extra=IMAGE_BODY,
@@ -108,6 +110,7 @@ async def classify(
 
 @router.post(
     "/classify/batch",
+    dependencies=[require("classify")],
     response_model=BatchResponse,
     response_model_exclude_none=True,
     openapi_extra=BATCH_BODY,
@@ -121,6 +124,7 @@ async def classify_batch(
     slot = await pipeline.model(model)  # unknown model or not ready: fail the request as a whole
     limit = settings_of(request).limits.max_image_bytes
     uploads = await read_uploads(request, limit, max_files=MAX_BATCH_FILES)
+    charge(request, "classify", len(uploads) - 1)  # a batch of N images costs N
     options = Options(top_k=top_k, groups=groups)
     results = [
         result
@@ -151,7 +155,7 @@ def _batch_item(result: Recognition) -> BatchItem:
     )
 
 
-@router.get("/models", response_model=list[ModelInfo])
+@router.get("/models", response_model=list[ModelInfo], dependencies=[require("classify")])
 async def models(request: Request) -> list[ModelInfo]:
     """Every registered model: loaded or not, weights available offline, published accuracy."""
     pipeline, settings = pipeline_of(request), settings_of(request)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from recognizer import __version__
 from recognizer.api.deps import client_of, pipeline_of, settings_of
+from recognizer.api.guard import charge, public, require
 from recognizer.api.limits import JSON_TENSOR_BYTES
 from recognizer.api.problems import responses_for
 from recognizer.api.v2_codec import (
@@ -83,24 +84,24 @@ INFER_BODY = {
 }
 
 
-@router.get("")
+@router.get("", dependencies=[require("classify")])
 async def server_metadata() -> dict[str, object]:
     return {"name": "recognizer", "version": __version__, "extensions": [BINARY_EXTENSION]}
 
 
-@router.get("/health/live")
+@router.get("/health/live", dependencies=[public])
 async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/health/ready", responses=responses_for(400))
+@router.get("/health/ready", responses=responses_for(400), dependencies=[public])
 async def ready(request: Request) -> dict[str, bool]:
     if not pipeline_of(request).ready:
         raise ModelNotLoadedError("the default model is still loading")
     return {"ready": True}
 
 
-@router.get("/models/{name}", responses=responses_for(404))
+@router.get("/models/{name}", responses=responses_for(404), dependencies=[require("classify")])
 async def model_metadata(name: ModelPath) -> dict[str, object]:
     spec = get_model_spec(name)
     size = spec.preprocessing.crop
@@ -123,7 +124,7 @@ async def model_metadata(name: ModelPath) -> dict[str, object]:
     }
 
 
-@router.get("/models/{name}/ready", responses=responses_for(400, 404))
+@router.get("/models/{name}/ready", responses=responses_for(400, 404), dependencies=[require("classify")])
 async def model_ready(name: ModelPath, request: Request) -> dict[str, object]:
     spec = get_model_spec(name)
     if spec.name not in pipeline_of(request).models:
@@ -133,6 +134,7 @@ async def model_ready(name: ModelPath, request: Request) -> dict[str, object]:
 
 @router.post(
     "/models/{name}/infer",
+    dependencies=[require("classify")],
     openapi_extra=INFER_BODY,
     response_class=Response,
     responses=responses_for(400, 404, 409, 413, 415, 422, 503),
@@ -141,7 +143,9 @@ async def infer(name: ModelPath, request: Request) -> Response:
     return await _infer(name, request)
 
 
-@router.post("/models/{name}/versions/{version}/infer", include_in_schema=False)
+@router.post(
+    "/models/{name}/versions/{version}/infer", include_in_schema=False, dependencies=[require("classify")]
+)
 async def infer_version(name: str, version: str, request: Request) -> Response:
     """The same, for clients that name a version (there is only version 1)."""
     if version != "1":
@@ -163,6 +167,9 @@ async def _infer(name: str, request: Request) -> Response:
         parsed = await asyncio.to_thread(parse_request, body, header)
     else:
         parsed = parse_request(body, header)
+    charge(
+        request, "classify", parsed.inputs[0].shape[0] - 1 if parsed.inputs and parsed.inputs[0].shape else 0
+    )
     logits = await _logits(
         pipeline_of(request), spec, parsed, settings_of(request).batching.max_batch, client_of(request)
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from recognizer.cli import db, export, history, models, predict, serve, weights
+from recognizer.cli import access, db, export, history, models, predict, serve, weights
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,5 +15,7 @@ def main() -> None:
 
 for _module in (predict, serve, export, models, weights, db, history):
     main.add_command(_module.command)
+main.add_command(access.keys_command)
+main.add_command(access.users_command)
 
 __all__ = ["main"]

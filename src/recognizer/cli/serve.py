@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from recognizer.cli.common import exit_on_error, make_settings, model_options
+from recognizer.cli.common import exit_on_error, fail, make_settings, model_options
 from recognizer.config import Settings
 from recognizer.errors import ConfigError, RecognizerError
 
@@ -40,10 +40,16 @@ def command(**flags: Any) -> None:
     settings = make_settings(**flags)
     server = settings.server
     _check_history(settings)
+    _check_access(settings)
     click.echo(
         f"recognizer: serving on http://{server.host}:{server.port} ({server.workers} worker(s))", err=True
     )
     common = {"host": server.host, "port": server.port, "log_level": "info", "access_log": server.access_log}
+    if server.ssl_certfile:
+        common |= {
+            "ssl_certfile": str(server.ssl_certfile),
+            "ssl_keyfile": server.ssl_keyfile and str(server.ssl_keyfile),
+        }
     if server.workers == 1:
         from recognizer.api import create_app
 
@@ -77,6 +83,31 @@ def _check_history(settings: Settings) -> None:
         finally:
             engine.dispose()
     click.echo(f"recognizer: history in {settings.history_database_display}", err=True)
+
+
+def _check_access(settings: Settings) -> None:
+    """Safe by default: a network address needs API keys or users, or an explicit --allow-anonymous."""
+    from recognizer.api.guard import is_loopback
+
+    host, auth = settings.server.host, settings.auth
+    if is_loopback(host) or auth.allow_anonymous or auth.enforce == "on":
+        return
+    fixes = (
+        "create credentials first (`recognizer keys create --name NAME --scopes classify` or "
+        "`recognizer users add NAME --role admin`), or pass --allow-anonymous to accept an open server"
+    )
+    if auth.enforce == "off":
+        fail(f"RECOGNIZER_AUTH=off on {host} would let anyone who reaches it in: {fixes}")
+    from recognizer.auth import keys, users
+    from recognizer.storage.history import open_database
+
+    with exit_on_error():
+        engine = open_database(settings)
+        found = engine is not None and (
+            users.any_configured(engine) or keys.KeyVerifier(engine).any_configured()
+        )
+    if not found:
+        fail(f"refusing to serve {host} with no API keys or users: {fixes}")
 
 
 @contextmanager

@@ -8,6 +8,7 @@ asked (``--migrate``), else refused with the command that fixes it.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from sqlalchemy import Engine, inspect
 
@@ -42,10 +43,14 @@ def prepare_schema(engine: Engine, allow_migrate: bool = False) -> None:
 class History:
     """What a process keeps open for recognition history."""
 
-    def __init__(self, settings: Settings, on_write: WriteObserver | None = None) -> None:
+    def __init__(
+        self, settings: Settings, on_write: WriteObserver | None = None, engine: Engine | None = None
+    ) -> None:
         options = settings.history
-        self.engine = database.make_engine(settings.history_database)
-        prepare_schema(self.engine, options.migrate)
+        self._owns_engine = engine is None
+        self.engine = engine or database.make_engine(settings.history_database)
+        if self._owns_engine:
+            prepare_schema(self.engine, options.migrate)
         data_dir = settings.data_dir.expanduser()
         self.images = ImageStore(data_dir / "images", options.images)
         self.writer = HistoryWriter(
@@ -70,11 +75,18 @@ class History:
         if self.retention is not None:
             self.retention.stop()
         self.writer.close()
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
 
-def open_history(settings: Settings, on_write: WriteObserver | None = None) -> History | None:
-    """The history store, or None when recording is off (``--history off``)."""
-    if settings.history.mode == "off":
+def open_database(settings: Settings) -> Engine | None:
+    """The database of history, API keys and users, its schema checked (see ``prepare_schema``).
+    None when history is off and no database exists yet: then there are no keys or users either,
+    and nothing is created."""
+    url = settings.history_database
+    sqlite_file = Path(url.removeprefix("sqlite:///")).expanduser() if url.startswith("sqlite:///") else None
+    if settings.history.mode == "off" and sqlite_file is not None and not sqlite_file.exists():
         return None
-    return History(settings, on_write)
+    engine = database.make_engine(url)
+    prepare_schema(engine, settings.history.migrate)
+    return engine

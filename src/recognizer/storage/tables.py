@@ -66,3 +66,37 @@ recognitions = Table(
     Index("ux_recognitions_uid", "uid", unique=True),
     Index("ix_recognitions_client", "client"),
 )
+
+#: API keys: only a hash of the secret is kept; ``key_id`` is the public part used for lookup and
+#: shown in history rows (``client``) and logs
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),
+    Column("secret_hash", String(128), nullable=False),
+    #: space-separated scopes: classify jobs streams history:read history:delete metrics admin
+    Column("scopes", String(255), nullable=False),
+    #: requests per minute for this key, overriding the server's per-scope defaults
+    Column("rate_limit", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    #: set on a key replaced by ``keys rotate``: it keeps working until then
+    Column("retires_at", DateTime(timezone=True)),
+)
+
+#: people who log in to the web page; roles map to the same scopes as keys
+users = Table(
+    "users",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+    #: bumped on password change or removal: sessions issued before it stop working
+    Column("session_epoch", Integer, nullable=False, server_default="0"),
+)

@@ -28,6 +28,11 @@ EXPECTED_STATUS: dict[type[errors.RecognizerError], int] = {
     errors.NotReadyError: 503,
     errors.ModelNotLoadedError: 400,  # the Open Inference Protocol's readiness "no" is a 4xx
     errors.HistoryUnavailableError: 503,  # sync durability: not recorded in time; retry
+    errors.RateLimiterUnavailableError: 503,  # limits fail closed, their store is away
+    errors.AuthError: 500,  # abstract: only its subclasses are raised
+    errors.AuthenticationError: 401,
+    errors.PermissionDeniedError: 403,
+    errors.RateLimitedError: 429,
     errors.NotFoundError: 404,
     errors.FeatureUnavailableError: 409,  # history off, pyarrow missing: an operator must act
     errors.RequestError: 422,

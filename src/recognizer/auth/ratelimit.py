@@ -1,0 +1,99 @@
+"""Rate limits per principal and scope, with the ``limits`` library: in memory for one worker,
+in Redis (RECOGNIZER_REDIS_URL) for exact totals across workers and machines.
+
+When Redis cannot be reached the policy is explicit: ``open`` lets the request through and counts
+it in a metric (the default: availability first), ``closed`` answers 503. Either way no route
+answers 500, and health checks never touch the limiter.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import MovingWindowRateLimiter
+
+from recognizer.errors import ConfigError, RateLimitedError, RateLimiterUnavailableError
+
+log = logging.getLogger("recognizer.auth")
+
+
+@dataclass(frozen=True)
+class Decision:
+    limit: int
+    remaining: int
+    reset_s: int
+
+    def headers(self) -> dict[str, str]:
+        """The RateLimit header fields (IETF draft), as most clients and proxies read them."""
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_s),
+        }
+
+
+def parse_policy(text: str) -> dict[str, RateLimitItem]:
+    """``"classify=600/minute; history:read=100/minute"`` -> scope -> limit."""
+    policy: dict[str, RateLimitItem] = {}
+    for part in filter(None, (p.strip() for p in text.replace(",", ";").split(";"))):
+        scope, _, rate = part.partition("=")
+        try:
+            policy[scope.strip()] = parse(rate.strip())
+        except ValueError:
+            raise ConfigError(f"rate limit {part!r}: write SCOPE=N/second|minute|hour|day") from None
+    return policy
+
+
+class RateLimiter:
+    def __init__(self, policy: dict[str, RateLimitItem], redis_url: str | None, fail_open: bool) -> None:
+        self.policy, self.fail_open = policy, fail_open
+        self.storage: Storage = (
+            RedisStorage(
+                redis_url,
+                wrap_exceptions=True,
+                socket_connect_timeout=0.5,
+                socket_timeout=0.5,
+            )
+            if redis_url
+            else MemoryStorage()
+        )
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        #: requests let through because the limiter's store was unreachable (fail open)
+        self.unavailable = 0
+        self._warned = 0.0
+
+    def hit(self, who: str, scope: str, cost: int = 1, override: str | None = None) -> Decision | None:
+        """Charge ``cost`` to ``who`` under ``scope``; None when no limit applies. Raises
+        RateLimitedError past the limit, RateLimiterUnavailableError when closed and unreachable."""
+        item = parse(override) if override else self.policy.get(scope)
+        if item is None:
+            return None
+        try:
+            allowed = self.strategy.hit(item, scope, who, cost=cost)
+            stats = self.strategy.get_window_stats(item, scope, who)
+        except Exception as exc:  # limits.errors.StorageError: Redis down or slow
+            return self._unreachable(exc)
+        reset = max(0, math.ceil(stats.reset_time - time.time()))
+        decision = Decision(item.amount, max(0, stats.remaining), reset)
+        if not allowed:
+            raise RateLimitedError(
+                f"rate limit for {scope} reached ({item}); retry in {max(1, reset)} s",
+                headers=decision.headers() | {"Retry-After": str(max(1, reset))},
+            )
+        return decision
+
+    def _unreachable(self, exc: Exception) -> None:
+        self.unavailable += 1
+        if time.monotonic() - self._warned > 10:  # one log line per 10 s, not per request
+            self._warned = time.monotonic()
+            log.warning(
+                "rate limiter store unreachable (%s); failing %s", exc, "open" if self.fail_open else "closed"
+            )
+        if not self.fail_open:
+            raise RateLimiterUnavailableError("the rate limiter is unavailable; retry shortly")
+        return None
