@@ -165,10 +165,14 @@ class HistoryWriter(Hook):
             return []  # time to retry the spool
         if first is self._STOP:
             return None
-        batch, deadline = [first], time.monotonic() + self.max_wait_s
+        if self.max_wait_s and self._queue.qsize() < self.max_rows - 1:
+            # Let the batch fill while asleep: one wake-up per batch, not one per row (each wake-up
+            # takes the GIL from the threads serving requests). With a backlog, no wait at all.
+            self._stopping.wait(self.max_wait_s)
+        batch = [first]
         while len(batch) < self.max_rows:
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is self._STOP:
