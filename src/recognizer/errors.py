@@ -17,7 +17,8 @@ sees on the command line and in HTTP problem responses::
     │   └── RateLimiterUnavailableError  limits fail closed and their store is unreachable
     ├── AuthError
     │   ├── AuthenticationError     no credentials, or wrong, revoked or expired ones (401)
-    │   ├── PermissionDeniedError   valid credentials without the route's scope, or no CSRF token (403)
+    │   ├── PermissionDeniedError   valid credentials without the route's scope (403)
+    │   │   └── CsrfError           a cookie-authenticated change without its X-CSRF-Token (403)
     │   └── RateLimitedError        over the key's or user's rate limit (429)
     ├── RequestError                a request parameter or body the API cannot use
     │   ├── NotFoundError           a history row (or other record) that does not exist
@@ -110,6 +111,10 @@ class AuthenticationError(AuthError):
 
 class PermissionDeniedError(AuthError):
     code = "forbidden"
+
+
+class CsrfError(PermissionDeniedError):
+    code = "csrf_failed"
 
 
 class RateLimitedError(AuthError):

@@ -135,6 +135,16 @@ def test_a_401_names_the_fix_and_challenges_and_a_403_names_the_scope(secured):
     assert denied.status_code == 403 and "history:read" in denied.json()["detail"]
 
 
+def test_logging_out_ends_the_session_on_the_server_too(secured):
+    client = TestClient(secured[0])
+    _login(client, "viewer")
+    cookie = client.cookies.get("recognizer_session")
+    assert client.get("/v1/history").status_code == 200
+    assert client.delete("/v1/session").status_code == 204
+    copied = TestClient(secured[0], cookies={"recognizer_session": cookie})
+    assert copied.get("/v1/history").status_code == 401  # a copy of the old cookie is worthless
+
+
 def test_health_never_needs_credentials(secured):
     client = TestClient(secured[0], raise_server_exceptions=False)
     for path in ("/healthz", "/v2/health/live"):

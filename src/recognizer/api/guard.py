@@ -24,7 +24,7 @@ from recognizer.auth.ratelimit import RateLimiter, parse_policy
 from recognizer.auth.scopes import ANONYMOUS_SCOPES
 from recognizer.auth.sessions import COOKIE, CSRF_HEADER, Sessions, load_secret
 from recognizer.config import Settings
-from recognizer.errors import AuthenticationError, PermissionDeniedError
+from recognizer.errors import AuthenticationError, CsrfError, PermissionDeniedError
 
 #: how long a worker trusts "no keys or users exist" (the first key created starts enforcement
 #: in every worker within this many seconds, without a restart)
@@ -130,7 +130,7 @@ class Requirement:
         if principal.via_cookie and request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
             if not principal.csrf or not hmac.compare_digest(sent, principal.csrf):
-                raise PermissionDeniedError(
+                raise CsrfError(
                     f"missing or wrong {CSRF_HEADER}: the page sends the token from GET /v1/session"
                 )
         decision = access.limiter.hit(principal.client, self.scope, 1, principal.rate_limit)

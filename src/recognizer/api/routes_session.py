@@ -85,7 +85,11 @@ async def login(request: Request, response: Response, body: Login) -> dict[str, 
 
 @router.delete("", status_code=204, dependencies=[public])
 async def logout(request: Request) -> Response:
-    """Forget the session cookie."""
+    """End the user's sessions on the server (a copied cookie stops working too), and drop the cookie."""
+    access = access_of(request)
+    session = access.sessions.read(request.cookies.get(COOKIE))
+    if session is not None and access.engine is not None:
+        await run_in_threadpool(users.end_sessions, access.engine, session.user)
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=access_of(request).tls)
     return response

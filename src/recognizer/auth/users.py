@@ -88,6 +88,12 @@ def set_password(engine: Engine, name: str, password: str) -> None:
         )
 
 
+def end_sessions(engine: Engine, name: str) -> None:
+    """Log the user out everywhere: cookies issued before this stop working."""
+    with engine.begin() as connection:
+        connection.execute(update(t).where(t.c.name == name).values(session_epoch=t.c.session_epoch + 1))
+
+
 def set_role(engine: Engine, name: str, role: str) -> None:
     _check(name, role)
     get(engine, name)

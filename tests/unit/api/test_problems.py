@@ -32,6 +32,7 @@ EXPECTED_STATUS: dict[type[errors.RecognizerError], int] = {
     errors.AuthError: 500,  # abstract: only its subclasses are raised
     errors.AuthenticationError: 401,
     errors.PermissionDeniedError: 403,
+    errors.CsrfError: 403,
     errors.RateLimitedError: 429,
     errors.NotFoundError: 404,
     errors.FeatureUnavailableError: 409,  # history off, pyarrow missing: an operator must act

@@ -1,22 +1,27 @@
-"use strict";
 // The page talks to the same JSON API as every other client: GET /v1/models, POST /v1/classify.
 // Its requests say X-Recognizer-Source: web, so their history rows read "web" (the History tab).
+// session.js's api() adds the login's CSRF token to the POST and shows the login form on a 401.
+import { api, onSignedIn, onSignedOut, problem } from "/static/session.js";
+
 const $ = (id) => document.getElementById(id);
 const zone = $("drop-zone"), input = $("file-input"), modelSelect = $("model-select"), topk = $("topk-select");
 const result = $("result"), answer = $("answer"), figure = $("preview-figure"), preview = $("preview");
 let lastFile = null;
 let previewUrl = null;
 let request = 0; // only the newest request may paint its answer
+let modelsLoaded = false;
 
 const percent = (value) => `${Number(value).toFixed(1)}%`;
 
 async function loadModels() {
   let models;
   try {
-    const response = await fetch("/v1/models");
+    const response = await api("/v1/models");
     if (!response.ok) return; // the picker stays at "default"
     models = await response.json();
   } catch (err) { return; }
+  if (modelsLoaded) return; // a second login while the first answer was on its way
+  modelsLoaded = true;
   let unavailable = 0;
   for (const m of models) {
     const usable = m.available_offline || m.loaded;
@@ -98,14 +103,6 @@ function renderPredictions(body) {
   $("meta").textContent = `${body.model} · ${body.engine}${total}`;
 }
 
-async function problem(response) {
-  try {
-    const body = await response.json();
-    if (body && (body.detail || body.title)) return body.detail || body.title;
-  } catch (err) { /* not JSON: a proxy's page, say */ }
-  return `the server answered ${response.status} ${response.statusText}`.trim();
-}
-
 async function classify(file) {
   const mine = ++request;
   lastFile = file;
@@ -123,7 +120,7 @@ async function classify(file) {
   const params = new URLSearchParams({ top_k: topk.value });
   if (modelSelect.value) params.set("model", modelSelect.value);
   try {
-    const response = await fetch(`/v1/classify?${params}`, {
+    const response = await api(`/v1/classify?${params}`, {
       method: "POST", body: form, headers: { "X-Recognizer-Source": "web" },
     });
     if (!response.ok) throw new Error(await problem(response));
@@ -154,9 +151,25 @@ zone.addEventListener("drop", (e) => {
   if (e.dataTransfer.files[0]) classify(e.dataTransfer.files[0]);
 });
 document.addEventListener("paste", (e) => {
-  if ($("panel-classify").hidden) return; // pasting into the History tab's filters classifies nothing
+  // pasting into the History tab's filters, or into the login form, classifies nothing
+  if ($("panel-classify").hidden || $("app-view").hidden) return;
   const item = [...e.clipboardData.items].find((i) => i.kind === "file");
   if (item) classify(item.getAsFile());
 });
 for (const select of [modelSelect, topk]) select.addEventListener("change", () => lastFile && classify(lastFile));
-loadModels();
+
+/** Back to an empty Classify tab: the next user of this browser sees nothing of the last one's. */
+function reset() {
+  request += 1; // an answer still on its way paints nothing
+  lastFile = null;
+  input.value = "";
+  clearPreview();
+  for (const id of ["status", "error", "groups", "meta"]) $(id).textContent = "";
+  show($("error"), false);
+  show($("groups"), false);
+  $("predictions").replaceChildren();
+  answer.setAttribute("aria-busy", "false");
+}
+
+onSignedIn(() => modelsLoaded || loadModels()); // the server answers only once it knows who asks
+onSignedOut(reset);

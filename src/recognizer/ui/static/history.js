@@ -1,7 +1,9 @@
 // The History tab: past recognitions from GET /v1/history (a table, newest first, a page at a
 // time), plots from GET /v1/history/stats, export links to GET /v1/history/export. The table,
 // the plots and the export links all take the same filters, so they always show the same rows.
+// Users whose scopes include history:delete get a Delete button in a row's details.
 import { columns, hbars, lines } from "/static/charts.js";
+import { api, can, onSignedIn, onSignedOut, problem, session } from "/static/session.js";
 
 const $ = (id) => document.getElementById(id);
 const panel = $("panel-history"), form = $("history-filters"), rows = $("history-rows"), table = $("history-table");
@@ -46,19 +48,11 @@ function show(el, visible) { el.hidden = !visible; }
 async function getJSON(url) {
   let response;
   try {
-    response = await fetch(url, { headers: { Accept: "application/json" } });
+    response = await api(url, { headers: { Accept: "application/json" } });
   } catch (err) {
     throw new Error("the server could not be reached");
   }
-  if (!response.ok) {
-    let message = `the server answered ${response.status} ${response.statusText}`.trim();
-    try {
-      const body = await response.json();
-      if (body && typeof body.detail === "string" && body.detail) message = body.detail;
-      else if (body && body.title) message = body.title;
-    } catch (err) { /* not JSON: a proxy's page, say */ }
-    throw new Error(message);
-  }
+  if (!response.ok) throw new Error(await problem(response));
   return response.json();
 }
 
@@ -82,6 +76,14 @@ function filterParams() {
 
 const filtering = (params) => FILTERS.some((name) => params.has(name));
 
+function showEmpty(empty, params) {
+  $("history-empty").textContent = filtering(params)
+    ? "No recognitions match these filters."
+    : "No recognitions yet: classify a photo and it shows up here.";
+  show($("history-empty"), empty);
+  show($("table-wrap"), !empty);
+}
+
 function updateExports(params) {
   for (const format of ["csv", "jsonl", "parquet"]) {
     const query = new URLSearchParams(params);
@@ -90,8 +92,8 @@ function updateExports(params) {
   }
 }
 
-function showError(message) {
-  $("history-error").textContent = message ? `Could not load the history: ${message}` : "";
+function showError(message, what = "load the history") {
+  $("history-error").textContent = message ? `Could not ${what}: ${message}` : "";
   show($("history-error"), Boolean(message));
 }
 
@@ -109,12 +111,9 @@ async function reload() {
   setBusy(true);
   const list = new URLSearchParams(params);
   list.set("limit", String(PAGE_SIZE));
-  const stats = new URLSearchParams(params);
-  stats.set("bucket", form.elements.bucket.value);
-  stats.set("top", "10");
   const [page, summary] = await Promise.allSettled([
     getJSON(`/v1/history?${list}`),
-    getJSON(`/v1/history/stats?${stats}`),
+    getJSON(`/v1/history/stats?${statsParams(params)}`),
   ]);
   if (mine !== state.generation) return;
   setBusy(false);
@@ -125,12 +124,7 @@ async function reload() {
   if (page.status === "fulfilled") {
     appendRows(page.value.items);
     state.cursor = page.value.next_cursor;
-    const empty = page.value.items.length === 0;
-    $("history-empty").textContent = filtering(params)
-      ? "No recognitions match these filters."
-      : "No recognitions yet: classify a photo and it shows up here.";
-    show($("history-empty"), empty);
-    show($("table-wrap"), !empty);
+    showEmpty(page.value.items.length === 0, params);
   }
   state.stats = summary.status === "fulfilled" ? summary.value : null;
   show(charts, state.stats !== null);
@@ -138,6 +132,28 @@ async function reload() {
   describe(params);
   updateMore();
   if (sentinelNear()) loadMore();
+}
+
+function statsParams(params) {
+  const stats = new URLSearchParams(params);
+  stats.set("bucket", form.elements.bucket.value);
+  stats.set("top", "10");
+  return stats;
+}
+
+/** Redraw the plots and the summary alone (after a delete: the table already lost its row). */
+async function reloadStats() {
+  const mine = state.generation;
+  const params = filterParams();
+  try {
+    const stats = await getJSON(`/v1/history/stats?${statsParams(params)}`);
+    if (mine !== state.generation) return;
+    state.stats = stats;
+    drawCharts();
+    describe(params);
+  } catch (err) {
+    if (mine === state.generation) showError(err.message, "update the plots");
+  }
 }
 
 /** Whether the end of the table is on screen (or nearly): infinite scroll then loads the next page. */
@@ -279,9 +295,61 @@ function detailsRow(item) {
     facts.append(dt, dd);
   }
   body.append(facts);
+  if (can("history:delete")) {
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "danger";
+    remove.textContent = "Delete";
+    remove.title = "Delete this recognition (and its photo) from the history";
+    remove.addEventListener("click", () => deleteItem(item, remove));
+    const actions = document.createElement("p");
+    actions.className = "row-actions";
+    actions.append(remove);
+    body.append(actions);
+  }
   td.append(body);
   tr.append(td);
   return tr;
+}
+
+/** DELETE /v1/history?id=ID, after the user says yes; then the row goes and the plots follow. */
+async function deleteItem(item, button) {
+  const top = item.predictions && item.predictions[0];
+  const what = item.error ? `the rejected file ${item.name || ""}`.trim() : top ? `“${top.label}”` : "this recognition";
+  const when = new Date(item.created_at).toLocaleString();
+  if (!window.confirm(`Delete ${what} from ${when}? This cannot be undone.`)) return;
+  const mine = state.generation;
+  button.disabled = true;
+  let failure = "";
+  try {
+    const response = await api(`/v1/history?${new URLSearchParams({ id: item.id })}`, {
+      method: "DELETE", headers: { Accept: "application/json" },
+    });
+    if (!response.ok) failure = await problem(response);
+  } catch (err) {
+    failure = "the server could not be reached";
+  }
+  if (!session.active || mine !== state.generation) return; // logged out, or the table was reloaded
+  if (failure) {
+    button.disabled = false;
+    showError(failure, "delete this recognition");
+    return;
+  }
+  showError("");
+  const tr = rows.querySelector(`tr.item[data-id="${CSS.escape(item.id)}"]`);
+  if (tr) {
+    const details = tr.nextElementSibling && tr.nextElementSibling.classList.contains("details") ? tr.nextElementSibling : null;
+    const next = (details || tr).nextElementSibling;
+    if (details) details.remove();
+    tr.remove();
+    items.delete(item.id);
+    // focus stays in the table: on the next row's toggle, else the table's box
+    const target = next ? next.querySelector("button.expand") : null;
+    (target || $("table-wrap")).focus();
+  }
+  if (!rows.children.length && !state.cursor) showEmpty(true, filterParams());
+  else if (sentinelNear()) loadMore(); // the rows below moved up: the end may be in view now
+  reloadStats();
 }
 
 const items = new Map(); // id -> item, for the details row
@@ -500,5 +568,21 @@ function shown() {
   reload(); // each visit: the rows classified meanwhile are there
 }
 
-document.addEventListener("recognizer:tab", (e) => e.detail === "history" && shown());
-if (!panel.hidden) shown(); // tabs.js ran first and showed this tab (#history)
+/** Logged out: the next user of this browser sees none of these rows, and late answers paint nothing. */
+function forget() {
+  state.generation += 1;
+  state.cursor = null;
+  state.stats = null;
+  rows.replaceChildren();
+  items.clear();
+  showError("");
+  $("history-summary").textContent = "";
+  for (const box of charts.querySelectorAll(".chart-body")) box.replaceChildren();
+  show(charts, false);
+  updateMore();
+}
+
+document.addEventListener("recognizer:tab", (e) => e.detail === "history" && session.active && shown());
+// at load (tabs.js ran first and may have shown this tab, for #history) and after each login
+onSignedIn(() => !panel.hidden && shown());
+onSignedOut(forget);
