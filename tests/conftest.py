@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,9 +69,30 @@ def postgres_url() -> Iterator[str]:
     try:
         yield POSTGRES + name
     finally:
+        wait_postgres(POSTGRES + "test")  # a fault test may just have restarted the server
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def wait_postgres(url: str, timeout: float = 30.0) -> None:
+    """Until PostgreSQL at ``url`` accepts a connection (after a restart)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                return
+            except Exception:
+                assert time.monotonic() < deadline, "PostgreSQL not answering"
+                time.sleep(0.2)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -43,18 +44,17 @@ def chromium() -> str:
     return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory, artifact_cache) -> Iterator[str]:
+@contextmanager
+def running_server(root: Path, env: dict[str, str], *args: str) -> Iterator[str]:
+    """``recognizer serve`` on a free loopback port with ``env`` (on top of os.environ) and extra
+    ``args``, logging to ``root/server.log``; its URL once /readyz answers 200; stopped after."""
     port = _free_port()
-    env = os.environ | {
-        "TORCH_HOME": str(tmp_path_factory.mktemp("torch-home")),
-        "RECOGNIZER_CACHE_DIR": str(artifact_cache),
-        "RECOGNIZER_THREADS": "2",
-    }
+    log = root / "server.log"
     script = Path(sys.executable).with_name("recognizer")
-    log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("w") as sink:
-        process = subprocess.Popen([script, "serve", "--port", str(port)], env=env, stdout=sink, stderr=sink)
+        process = subprocess.Popen(
+            [script, "serve", "--port", str(port), *args], env=os.environ | env, stdout=sink, stderr=sink
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process, log)
@@ -62,6 +62,23 @@ def server(tmp_path_factory, artifact_cache) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def server_env(torch_home: Path, artifact_cache: Path, **extra: str) -> dict[str, str]:
+    """The variables every test server gets: isolated caches, two threads."""
+    return {
+        "TORCH_HOME": str(torch_home),
+        "RECOGNIZER_CACHE_DIR": str(artifact_cache),
+        "RECOGNIZER_THREADS": "2",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, artifact_cache) -> Iterator[str]:
+    env = server_env(tmp_path_factory.mktemp("torch-home"), artifact_cache)
+    with running_server(tmp_path_factory.mktemp("server"), env) as url:
+        yield url
 
 
 def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:

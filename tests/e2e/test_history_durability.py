@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -34,8 +33,8 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 
+from tests.conftest import wait_postgres
 from tests.e2e.conftest import _free_port, _wait_ready
 from tests.helpers import jpeg_bytes
 
@@ -272,51 +271,12 @@ def replay_and_count(tmp_path: Path, artifact_cache: Path, data_dir: Path, url: 
 # -- PostgreSQL --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def restartable_postgres_url() -> Iterator[str]:
-    """conftest's ``postgres_url``, which also waits for the restarted server to accept connections
-    before dropping the database."""
-    pytest.importorskip("psycopg")
-    server = "postgresql+psycopg://postgres@127.0.0.1:5432/"
-    name = f"recognizer_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server + "test", isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(exc).__name__})")
-    try:
-        yield server + name
-    finally:
-        wait_postgres(server + "test")
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def pg_ctl(action: str) -> subprocess.CompletedProcess:
     versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
     if not versions:
         pytest.skip("no PostgreSQL cluster here to restart (/etc/postgresql)")
     command = ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", action]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-
-
-def wait_postgres(url: str, timeout: float = 30.0) -> None:
-    engine = create_engine(url, poolclass=NullPool)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                with engine.connect() as connection:
-                    connection.execute(text("SELECT 1"))
-                return
-            except Exception:
-                assert time.monotonic() < deadline, "PostgreSQL not answering"
-                time.sleep(0.2)
-    finally:
-        engine.dispose()
 
 
 # -- the tests ---------------------------------------------------------------------------------------
@@ -354,9 +314,8 @@ def test_every_answer_is_one_row_under_load(backend, request, tmp_path, artifact
 
 @pytest.mark.database
 def test_postgres_restart_during_load_fails_no_request_and_loses_no_row(
-    restartable_postgres_url, tmp_path, artifact_cache
+    postgres_url, tmp_path, artifact_cache
 ):
-    postgres_url = restartable_postgres_url
     data_dir = tmp_path / "data"
     env = {"RECOGNIZER_DATABASE_URL": postgres_url}
     with serving(tmp_path, artifact_cache, data_dir, workers=2, env=env) as server:

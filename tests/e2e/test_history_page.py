@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e import test_web_page as web_page
-from tests.e2e.conftest import _free_port, _wait_ready
+from tests.e2e.conftest import running_server, server_env
 from tests.e2e.test_web_page import ARTIFACTS, BROKEN_IMAGES, PageLog
 
 pytestmark = pytest.mark.browser
@@ -32,31 +29,11 @@ HOURLY_COUNTS = "gs => gs.map((g) => Number(g.getAttribute('data-count')))"
 def history_server(tmp_path_factory, artifact_cache) -> Iterator[str]:
     """A server of our own, so its history holds only this module's rows, with thumbnails kept
     and every row committed before its answer (sync), so the History tab finds it at once."""
-    port = _free_port()
     root = tmp_path_factory.mktemp("history-server")
-    env = os.environ | {
-        "TORCH_HOME": str(root / "torch-home"),
-        "RECOGNIZER_CACHE_DIR": str(artifact_cache),
-        "RECOGNIZER_DATA_DIR": str(root / "data"),
-        "RECOGNIZER_HISTORY_IMAGES": "thumbnail",
-        "RECOGNIZER_HISTORY_DURABILITY": "sync",
-        "RECOGNIZER_THREADS": "2",
-    }
-    log = root / "server.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [Path(sys.executable).with_name("recognizer"), "serve", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log)
+    extra = {"RECOGNIZER_HISTORY_IMAGES": "thumbnail", "RECOGNIZER_HISTORY_DURABILITY": "sync"}
+    env = server_env(root / "torch-home", artifact_cache, RECOGNIZER_DATA_DIR=str(root / "data"), **extra)
+    with running_server(root, env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def classify_on_the_page(page: Page, photo: Path) -> str:

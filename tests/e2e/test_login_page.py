@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e import test_web_page as web_page
-from tests.e2e.conftest import _free_port, _wait_ready
+from tests.e2e.conftest import running_server, server_env
 from tests.e2e.test_web_page import ARTIFACTS, CAT_LABELS, PageLog
 from tests.helpers import jpeg_bytes
 
@@ -47,36 +47,22 @@ STATUS_OF = "(url) => fetch(url).then((r) => r.status)"
 def login_server(tmp_path, artifact_cache) -> Iterator[str]:
     """A server of our own whose data dir holds two users (so it needs a login, even on loopback),
     with every history row committed before its answer (sync), so the History tab finds it at once."""
-    port = _free_port()
-    env = os.environ | {
-        "TORCH_HOME": str(tmp_path / "torch-home"),
-        "RECOGNIZER_CACHE_DIR": str(artifact_cache),
-        "RECOGNIZER_DATA_DIR": str(tmp_path / "data"),
-        "RECOGNIZER_HISTORY_DURABILITY": "sync",
-        "RECOGNIZER_THREADS": "2",
-    }
+    data = {"RECOGNIZER_DATA_DIR": str(tmp_path / "data"), "RECOGNIZER_HISTORY_DURABILITY": "sync"}
+    env = server_env(tmp_path / "torch-home", artifact_cache, **data)
     script = Path(sys.executable).with_name("recognizer")
     for name, (role, password) in USERS.items():
         done = subprocess.run(
             [script, "users", "add", name, "--role", role, "--password-stdin"],
             input=f"{password}\n",
-            env=env,
+            env=os.environ | env,
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
         assert f"user {name} added ({role})" in done.stdout, done.stdout
-    log = tmp_path / "server.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen([script, "serve", "--port", str(port)], env=env, stdout=sink, stderr=sink)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log)
+    with running_server(tmp_path, env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def log_in(page: Page, name: str, password: str) -> None:

@@ -73,13 +73,45 @@ def install(app: FastAPI) -> None:
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
-            for path_item in document["paths"].values():
-                for operation in path_item.values():
+            document["components"]["securitySchemes"] = SECURITY_SCHEMES
+            scopes = _scopes(app)
+            for path, path_item in document["paths"].items():
+                for method, operation in path_item.items():
+                    if scopes.get((method.upper(), path)) is not None:
+                        _guarded(operation)
                     _errors_as_problems(operation["responses"])
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+#: how a caller proves who it is; ``{}`` in an operation's list: the server may run open
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "an API key (rk_...)"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
+def _scopes(app: FastAPI) -> dict[tuple[str, str], str | None]:
+    """(METHOD, path) -> the scope its route requires (None: public)."""
+    from recognizer.api.guard import Requirement
+    from recognizer.api.route_table import endpoints
+
+    found: dict[tuple[str, str], str | None] = {}
+    for route in endpoints(app):
+        needs = [d.call for d in route.dependant.dependencies if isinstance(d.call, Requirement)]
+        for method in route.methods or ():
+            found[(method, route.path)] = needs[0].scope if needs else None
+    return found
+
+
+def _guarded(operation: dict[str, Any]) -> None:
+    """What the guard may answer on a route that needs a scope: 401, 403, 429, and 503 while the
+    rate limiter's store is unreachable and limits fail closed."""
+    for status in ("401", "403", "429", "503"):
+        operation["responses"].setdefault(status, {"description": TITLES[int(status)]})
+    operation["security"] = [{"bearer": []}, {"apiKey": []}, {}]
 
 
 def _errors_as_problems(responses: dict[str, Any]) -> None:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Request, Response
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from recognizer.auth import keys, users
 from recognizer.auth.principal import Principal
-from recognizer.auth.ratelimit import RateLimiter, parse_policy
+from recognizer.auth.ratelimit import Decision, RateLimiter, parse_policy, parse_rate
 from recognizer.auth.scopes import ANONYMOUS_SCOPES
 from recognizer.auth.sessions import COOKIE, CSRF_HEADER, Sessions, load_secret
 from recognizer.config import Settings
@@ -49,6 +50,7 @@ class Access:
             parse_policy(options.rate_limits), options.redis_url, options.rate_limit_failure == "open"
         )
         self.login_limit = options.login_rate_limit
+        parse_rate(self.login_limit, "RECOGNIZER_LOGIN_RATE_LIMIT")  # not a 500 on every login
         self._configured: tuple[float, bool] = (0.0, False)
 
     @property
@@ -133,11 +135,23 @@ class Requirement:
                 raise CsrfError(
                     f"missing or wrong {CSRF_HEADER}: the page sends the token from GET /v1/session"
                 )
-        decision = access.limiter.hit(principal.client, self.scope, 1, principal.rate_limit)
+        decision = await limit(access.limiter, principal.client, self.scope, 1, principal.rate_limit)
         if decision is not None:
             response.headers.update(decision.headers())
         request.state.principal = principal
         return principal
+
+
+async def limit(
+    limiter: RateLimiter, who: str, scope: str, cost: int, override: str | None = None
+) -> Decision | None:
+    """``limiter.hit``, off the event loop when it asks Redis (a slow or hung Redis, 0.5-s timeouts,
+    must not stall every request), inline when there is nothing to count or only memory."""
+    if not limiter.applies(scope, override):
+        return None
+    if not limiter.remote:
+        return limiter.hit(who, scope, cost, override)
+    return await run_in_threadpool(limiter.hit, who, scope, cost, override)
 
 
 def require(scope: str) -> object:
@@ -149,8 +163,13 @@ def require(scope: str) -> object:
 public = Depends(Requirement(None))
 
 
-def charge(request: Request, scope: str, extra: int) -> None:
-    """Charge ``extra`` more units (a batch of N images costs N: the guard charged 1)."""
+async def charge(request: Request, scope: str, extra: int, response: Response | None = None) -> None:
+    """Charge ``extra`` more units (a batch of N images costs N: the guard charged 1); the
+    RateLimit fields of ``response`` then say what is left after all N."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is not None and extra > 0:
-        access_of(request).limiter.hit(principal.client, scope, extra, principal.rate_limit)
+        decision = await limit(
+            access_of(request).limiter, principal.client, scope, extra, principal.rate_limit
+        )
+        if decision is not None and response is not None:
+            response.headers.update(decision.headers())

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from recognizer.api.guard import access_of, public
+from recognizer.api.guard import access_of, limit, public
 from recognizer.api.problems import responses_for
 from recognizer.auth import users
 from recognizer.auth.sessions import COOKIE, MAX_AGE_S
@@ -52,13 +52,15 @@ async def session(request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("", response_model=SessionInfo, responses=responses_for(401, 422, 429), dependencies=[public])
+@router.post(
+    "", response_model=SessionInfo, responses=responses_for(400, 401, 422, 429, 503), dependencies=[public]
+)
 async def login(request: Request, response: Response, body: Login) -> dict[str, Any]:
     """Check the password (Argon2id), then set a signed, HttpOnly, SameSite=Strict cookie."""
     access = access_of(request)
     address = request.client.host if request.client else "unknown"
-    access.limiter.hit(f"account:{body.username}", "login", override=access.login_limit)
-    access.limiter.hit(f"address:{address}", "login", override=access.login_limit)
+    for who in (f"account:{body.username}", f"address:{address}"):
+        await limit(access.limiter, who, "login", 1, access.login_limit)
     user = None
     if access.engine is not None:
         user = await run_in_threadpool(users.authenticate, access.engine, body.username, body.password)

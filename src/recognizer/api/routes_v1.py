@@ -117,14 +117,14 @@ async def classify(
     responses=CLASSIFY_ERRORS,
 )
 async def classify_batch(
-    request: Request, top_k: TopK = None, model: ModelName = None, groups: Groups = None
+    request: Request, response: Response, top_k: TopK = None, model: ModelName = None, groups: Groups = None
 ) -> dict[str, object]:
     """Classify up to 32 images (repeated ``file`` fields); a bad file gets its own problem entry."""
     pipeline = pipeline_of(request)
     slot = await pipeline.model(model)  # unknown model or not ready: fail the request as a whole
     limit = settings_of(request).limits.max_image_bytes
     uploads = await read_uploads(request, limit, max_files=MAX_BATCH_FILES)
-    charge(request, "classify", len(uploads) - 1)  # a batch of N images costs N
+    await charge(request, "classify", len(uploads) - 1, response)  # a batch of N images costs N
     options = Options(top_k=top_k, groups=groups)
     results = [
         result

@@ -167,7 +167,7 @@ async def _infer(name: str, request: Request) -> Response:
         parsed = await asyncio.to_thread(parse_request, body, header)
     else:
         parsed = parse_request(body, header)
-    charge(
+    await charge(
         request, "classify", parsed.inputs[0].shape[0] - 1 if parsed.inputs and parsed.inputs[0].shape else 0
     )
     logits = await _logits(

@@ -81,6 +81,10 @@ def create(
 ) -> tuple[KeyInfo, str]:
     """A new key; returns its record and the full key, which is never stored or shown again."""
     granted = parse_scopes(scopes)
+    if rate_limit is not None:
+        from recognizer.auth.ratelimit import parse_rate
+
+        parse_rate(rate_limit, "--rate-limit")  # refused now, not as a 500 on every request
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     token = f"{PREFIX}_{key_id}_{secret}"
     now = datetime.now(UTC)

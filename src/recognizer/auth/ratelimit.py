@@ -37,6 +37,14 @@ class Decision:
         }
 
 
+def parse_rate(text: str, what: str = "rate limit") -> RateLimitItem:
+    """``"100/minute"`` -> the limit, or a ConfigError naming ``what``."""
+    try:
+        return parse(text.strip())
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: write N/second|minute|hour|day, e.g. 100/minute") from None
+
+
 def parse_policy(text: str) -> dict[str, RateLimitItem]:
     """``"classify=600/minute; history:read=100/minute"`` -> scope -> limit."""
     policy: dict[str, RateLimitItem] = {}
@@ -63,9 +71,14 @@ class RateLimiter:
             else MemoryStorage()
         )
         self.strategy = MovingWindowRateLimiter(self.storage)
+        #: counts live in Redis: every hit is a network round trip
+        self.remote = bool(redis_url)
         #: requests let through because the limiter's store was unreachable (fail open)
         self.unavailable = 0
         self._warned = 0.0
+
+    def applies(self, scope: str, override: str | None = None) -> bool:
+        return override is not None or scope in self.policy
 
     def hit(self, who: str, scope: str, cost: int = 1, override: str | None = None) -> Decision | None:
         """Charge ``cost`` to ``who`` under ``scope``; None when no limit applies. Raises

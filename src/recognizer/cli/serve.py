@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,6 +34,22 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
     help="Pixels kept with history rows (default none: only the hash).",
 )
 @click.option("--migrate", is_flag=True, default=None, help="Migrate an older history schema before serving.")
+@click.option(
+    "--allow-anonymous",
+    is_flag=True,
+    default=None,
+    help="Serve a network address with no API keys or users (anyone who reaches it gets in).",
+)
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TLS certificate (PEM): serve HTTPS (with --ssl-keyfile).",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TLS private key (PEM).",
+)
 def command(**flags: Any) -> None:
     """Run the web page and HTTP API (http://127.0.0.1:8000 by default)."""
     import uvicorn
@@ -88,8 +105,12 @@ def _check_history(settings: Settings) -> None:
 def _check_access(settings: Settings) -> None:
     """Safe by default: a network address needs API keys or users, or an explicit --allow-anonymous."""
     from recognizer.api.guard import is_loopback
+    from recognizer.auth.ratelimit import parse_policy, parse_rate
 
     host, auth = settings.server.host, settings.auth
+    with exit_on_error():  # here, once, rather than a traceback in every worker
+        parse_policy(auth.rate_limits)
+        parse_rate(auth.login_rate_limit, "RECOGNIZER_LOGIN_RATE_LIMIT")
     if is_loopback(host) or auth.allow_anonymous or auth.enforce == "on":
         return
     fixes = (
