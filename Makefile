@@ -26,10 +26,14 @@ test:
 test-fast:
 	$(BIN)/pytest -m "not slow"
 
-## Engine/decode benchmarks, then HTTP against a Flask baseline (needs `apt-get install wrk`).
+## Engine/decode benchmarks, HTTP against a Flask baseline, then what recognition history costs
+## (history on vs off, SQLite and PostgreSQL when one answers) and access control (credentials
+## checked vs an open server); needs `apt-get install wrk`.
 bench:
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/http_load.py --clients 1,8,32 --workers 1,2
+	$(BIN)/python benchmarks/history.py --clients 8 --workers 1,2
+	$(BIN)/python benchmarks/auth.py
 
 fmt:
 	$(BIN)/ruff format src tests benchmarks tools

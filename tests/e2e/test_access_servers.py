@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -451,6 +452,8 @@ def test_redis_stopped_mid_test(tmp_path, artifact_cache, redis, cat_jpeg, failu
             assert photo.status_code == 200 and photo.json()["predictions"][0]["label"] in CATS
             assert "RateLimit-Limit" not in photo.headers  # let through, not counted
             assert login.status_code == 401  # the password was checked
+            metrics = server.get("/metrics").text  # loopback: open
+            assert re.search(r"^recognizer_rate_limiter_unavailable [1-9]", metrics, re.MULTILINE)
         else:
             statuses = assert_no_server_error(answers, {503})
             for refused in (photo, login):

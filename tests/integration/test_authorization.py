@@ -207,3 +207,14 @@ def test_security_headers_on_every_response(secured):
         assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
         assert headers["X-Request-Id"]
     assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
+
+
+def test_cors_is_off_by_default_and_allows_only_listed_origins(secured, api_settings, tmp_path):
+    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    closed = TestClient(secured[0]).options("/v1/classify", headers=preflight)
+    assert "access-control-allow-origin" not in closed.headers
+    app = create_app(api_settings.with_flags(data_dir=tmp_path, cors_origins="https://app.example"))
+    client = TestClient(app)
+    allowed = client.options("/v1/classify", headers=preflight | {"Origin": "https://app.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in client.options("/v1/classify", headers=preflight).headers

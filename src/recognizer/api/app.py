@@ -83,6 +83,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.history = history
     app.state.access = Access(settings, database)
+    metrics.watch_limiter(app.state.access.limiter)
     problems.install(app)
     app.add_middleware(GuardAndMeasure, limits=BodyLimits.from_settings(settings), metrics=metrics)
     origins = [origin.strip() for origin in settings.auth.cors_origins.split(",") if origin.strip()]

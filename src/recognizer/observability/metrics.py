@@ -93,6 +93,15 @@ HISTORY_GAUGES: tuple[tuple[str, str, str, Callable[[Any], int]], ...] = (
         lambda writer: writer.failed_attempts,
     ),
 )
+#: the rate limiter's (recognizer.auth.ratelimit.RateLimiter) degraded mode, published the same way
+LIMITER_GAUGES: tuple[tuple[str, str, str, Callable[[Any], int]], ...] = (
+    (
+        "recognizer_rate_limiter_unavailable",
+        "Requests let through unlimited because the rate limiter's store (Redis) was unreachable",
+        "sum",
+        lambda limiter: limiter.unavailable,
+    ),
+)
 HISTORY_WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 
@@ -181,6 +190,10 @@ class Metrics:
     def watch_history(self, writer: object) -> None:
         """Expose the history writer's queue depth, dropped, spooled and failed writes."""
         self._watch(writer, HISTORY_GAUGES)
+
+    def watch_limiter(self, limiter: object) -> None:
+        """Expose how often limits failed open."""
+        self._watch(limiter, LIMITER_GAUGES)
 
     def _watch(self, target: Any, specs: tuple[tuple[str, str, str, Callable[[Any], int]], ...]) -> None:
         if self.multiprocess_dir is None:
