@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from serving import free_port, wait_until_up
+from serving import free_port, wait_until_up, wrk
 
 HERE = Path(__file__).resolve().parent
 PHOTO = HERE.parent.parent / "shared" / "data" / "imagenet-samples" / "n01496331_electric_ray.JPEG"
@@ -59,32 +58,6 @@ def start(kind: str, data: Path, workers: int) -> tuple[subprocess.Popen, str, s
     return process, url, token
 
 
-def wrk(url: str, token: str | None, clients: int, seconds: float) -> dict:
-    headers = ["-H", f"Authorization: Bearer {token}"] if token else []
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{clients}",
-        f"-d{round(seconds)}s",
-        "--latency",
-        *headers,
-        "-s",
-        str(HERE / "multipart.lua"),
-        url,
-        "--",
-        str(PHOTO),
-        "/v1/classify",
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    p50, unit = re.search(r"\s50%\s+([\d.]+)(us|ms|s)", output).groups()
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50_ms": float(p50) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit],
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=12)
@@ -100,8 +73,9 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as data:
                 process, url, token = start(kind, Path(data), args.workers)
                 try:
-                    wrk(url, token, args.clients, 3)  # warm-up
-                    runs[kind].append(wrk(url, token, args.clients, args.seconds))
+                    headers = (f"Authorization: Bearer {token}",) if token else ()
+                    wrk(url, PHOTO, args.clients, 3, headers=headers)  # warm-up
+                    runs[kind].append(wrk(url, PHOTO, args.clients, args.seconds, headers=headers))
                 finally:
                     process.terminate()
                     process.wait(timeout=30)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from serving import cpu_seconds, free_port, process_tree, wait_until_up
+from serving import cpu_seconds, free_port, process_tree, wait_until_up, wrk
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -191,41 +191,6 @@ def count_rows(engine: Engine) -> int:
 
 
 # -- part 1: HTTP --------------------------------------------------------------------------------------
-
-
-def wrk(url: str, photo: Path, connections: int, seconds: float) -> dict:
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--timeout",
-        "30s",
-        "--latency",
-        "-s",
-        str(HERE / "multipart.lua"),
-        url,
-        "--",
-        str(photo),
-        "/v1/classify",
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50_ms": _latency(output, "50"),
-        "p99_ms": _latency(output, "99"),
-        "requests": requests,
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket_errors": sum(map(int, sockets.groups())) if sockets else 0,
-    }
-
-
-def _latency(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"\s{percentile}%\s+([\d.]+)(us|ms|s)", output).groups()
-    return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 1)
 
 
 def scrape(url: str) -> dict[str, float]:

@@ -21,7 +21,6 @@ import argparse
 import io
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from serving import cpu_seconds, free_port, peak_rss_mb, wait_until_up
+from serving import cpu_seconds, free_port, peak_rss_mb, wait_until_up, wrk
 
 HERE = Path(__file__).parent
 DEFAULT_CALIBRATION = HERE.resolve().parents[1] / "shared" / "data" / "imagenet-samples"
@@ -77,42 +76,11 @@ def build_int8(engine: str, weights: Path, cache: Path, calibration: Path) -> bo
     return True
 
 
-def wrk(url: str, photo: Path, path: str, connections: int, seconds: int) -> dict:
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--timeout",
-        "30s",
-        "--latency",
-        "-s",
-        str(HERE / "multipart.lua"),
-        url,
-        "--",
-        str(photo),
-        path,
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {
-        "rps": rps,
-        "p50_ms": _latency(output, "50"),
-        "p99_ms": _latency(output, "99"),
-        "errors": int(errors.group(1)) if errors else 0,
-    }
-
-
-def _latency(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"\s{percentile}%\s+([\d.]+)(us|ms|s)", output).groups()
-    return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 1)
-
-
 def measure(process: subprocess.Popen, url: str, photo: Path, path: str, clients: int, seconds: int) -> dict:
     """wrk's figures plus the server's own CPU time per request: less noisy than req/s on a shared box."""
     before = cpu_seconds(process.pid)
-    result = wrk(url, photo, path, clients, seconds)
+    result = wrk(url, photo, clients, seconds, path)
+    result["errors"] = result.pop("non_2xx")
     requests = result["rps"] * seconds
     result["cpu_ms_per_request"] = round((cpu_seconds(process.pid) - before) * 1e3 / max(requests, 1), 2)
     return result

@@ -6,6 +6,7 @@ Imported by the scripts beside it (``python benchmarks/X.py`` puts this folder o
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -76,3 +77,33 @@ def _parent(proc: Path) -> int:
         return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return -1
+
+
+HERE = Path(__file__).resolve().parent
+
+
+def wrk(
+    url: str, photo: Path, connections: int, seconds: float, path: str = "/v1/classify", headers: tuple = ()
+) -> dict:
+    """wrk POSTing ``photo`` as multipart to ``url + path`` (benchmarks/multipart.lua): req/s,
+    p50/p99 ms, requests, non-2xx answers and socket errors. ``headers``: ("Name: value", ...)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--timeout", "30s", "--latency"]
+    for header in headers:
+        command += ["-H", header]
+    command += ["-s", str(HERE / "multipart.lua"), url, "--", str(photo), path]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": _latency(output, "50"),
+        "p99_ms": _latency(output, "99"),
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": sum(map(int, sockets.groups())) if sockets else 0,
+    }
+
+
+def _latency(output: str, percentile: str) -> float:
+    value, unit = re.search(rf"\s{percentile}%\s+([\d.]+)(us|ms|s)", output).groups()
+    return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 1)

@@ -40,13 +40,12 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import _free_port
+from tests.e2e.test_openapi_conformance import run_schemathesis
 from tests.helpers import jpeg_bytes
 
 pytestmark = pytest.mark.slow
 
 RECOGNIZER = Path(sys.executable).with_name("recognizer")
-SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-CONFIG = Path(__file__).with_name("schemathesis.toml")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_START = [
     "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
@@ -524,26 +523,7 @@ def test_a_hung_redis_does_not_stall_health_checks(tmp_path, artifact_cache):
 
 
 def _schemathesis(server: Server, tmp_path: Path, checks: str, *extra: str) -> subprocess.CompletedProcess:
-    if not SCHEMATHESIS.exists() and not shutil.which("schemathesis"):
-        pytest.skip("schemathesis is not installed (`make setup` installs it)")
-    command = [
-        str(SCHEMATHESIS),
-        "--config-file",
-        str(CONFIG),
-        "run",
-        f"{server.url}/openapi.json",
-        "--checks",
-        checks,
-        "--seed",
-        "1",
-        "--max-examples",
-        "20",
-        "--request-timeout",
-        "30",
-        "--no-color",
-        *extra,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    return run_schemathesis(server.url, tmp_path, checks, *extra)
 
 
 def _summary(done: subprocess.CompletedProcess) -> str:
