@@ -33,6 +33,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -386,10 +387,10 @@ def bench_http(
                         figures = measure(servers[name], photo, args.clients, args.seconds, args.quiet_wait)
                         run = {"workers": workers, "history": name, "round": round_, **figures}
                         print(_progress(run), file=sys.stderr, flush=True)
-                        why = _spoilt(run, args.min_balance, args.max_foreign)
+                        run["spoilt"] = why = _spoilt(run, args.min_balance, args.max_foreign)
                         if why is None or attempt == 3:
                             break
-                        discarded.append(run | {"discarded": why})
+                        discarded.append(run)
                         print(f"  {why}: measuring again", file=sys.stderr)
                     runs.append(run)
             finally:
@@ -429,12 +430,21 @@ def _progress(run: dict) -> str:
 
 
 def summarise_http(runs: list[dict]) -> list[dict]:
+    """Medians per worker count and history setting, over the clean runs where there are any (a run
+    still spoilt after its retries counts only where nothing cleaner was measured)."""
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         groups.setdefault((run["workers"], run["history"]), []).append(run)
     summary = []
-    for (workers, history), group in groups.items():
-        row = {"workers": workers, "history": history, "runs": len(group)}
+    for (workers, history), every in groups.items():
+        group = [r for r in every if r["spoilt"] is None] or every
+        row = {
+            "workers": workers,
+            "history": history,
+            "runs": len(group),
+            "left_out": len(every) - len(group),  # spoilt, with a clean one beside them
+            "spoilt_used": sum(r["spoilt"] is not None for r in group),  # none clean at all
+        }
         for key in (
             "rps",
             "p50_ms",
@@ -720,17 +730,20 @@ def markdown(report: dict) -> str:
             f"/v1/classify of {s['photo']} ({s['photo_bytes']:,} bytes), {s['clients']} connections, "
             f"{s['seconds']} s per run after a {s['warmup']} s warm-up per server, {s['repeat']} rounds, "
             "each on freshly started servers, in alternating order (off, sqlite, postgresql, then "
-            "backwards); medians. CPU ms/req: the server's processes; DB CPU: PostgreSQL's (SQLite runs "
+            "backwards); medians over the clean runs where there are any (runs: how many were used; "
+            "spoilt ones, see below, only where no clean one was left). CPU ms/req: the server's "
+            "processes; DB CPU: PostgreSQL's (SQLite runs "
             "inside the server). Commit ms: the server's mean time per history batch (/metrics). "
             "Foreign CPU: the most, over the rounds, of the machine's CPU used by anything but the "
             "server, PostgreSQL, wrk and this script.",
             "",
-            "| workers | history | req/s | p50 ms | p99 ms | CPU ms/req | DB CPU ms/req | commit ms "
-            "| errors | foreign CPU | req/s on/off | p50 on/off | CPU on/off |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| workers | history | runs | req/s | p50 ms | p99 ms | CPU ms/req | DB CPU ms/req "
+            "| commit ms | errors | foreign CPU | req/s on/off | p50 on/off | CPU on/off |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [
-            f"| {r['workers']} | {r['history']} | {r['rps']} | {r['p50_ms']} | {r['p99_ms']} | "
+            f"| {r['workers']} | {r['history']} | {_runs_used(r)} | {r['rps']} | {r['p50_ms']} | "
+            f"{r['p99_ms']} | "
             f"{r['cpu_ms_per_request']} | {_dash(r['db_cpu_ms_per_request'])} | "
             f"{_dash(r['commit_ms_mean'])} | {r['non_2xx']} | {r['foreign_cpu_pct']} % | "
             f"**{r['rps_on_off']:.3f}** | {_dash(r['p50_on_off'])} | {r['cpu_on_off']:.3f} |"
@@ -749,8 +762,8 @@ def markdown(report: dict) -> str:
             "again, twice at most, and listed in the JSON's `discarded`.",
             "",
             "| workers | history | round | req/s | wrk requests | non-2xx | 2xx | server recognitions "
-            "| rows added | rows − 2xx | rows == server | worker balance | foreign CPU |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+            "| rows added | rows − 2xx | rows == server | worker balance | foreign CPU | spoilt |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
         ]
         for r in report["http"]["runs"]:
             on = r["rows_added"] is not None
@@ -759,11 +772,11 @@ def markdown(report: dict) -> str:
                 f"{r['non_2xx']} | {r['ok_2xx']} | {r['server_recognitions']} | {_dash(r['rows_added'])} | "
                 f"{r['rows_added'] - r['ok_2xx'] if on else '–'} | "
                 + (("yes" if r["rows_added"] == r["server_recognitions"] else "**no**") if on else "–")
-                + f" | {_dash(r['worker_balance'])} | {r['foreign_cpu_pct']} % |"
+                + f" | {_dash(r['worker_balance'])} | {r['foreign_cpu_pct']} % | {_dash(r['spoilt'])} |"
             )
         discarded = report["http"]["discarded"]
         if discarded:
-            reasons = sorted({d["discarded"].split(" (")[0] for d in discarded})
+            reasons = sorted({d["spoilt"].split(" (")[0] for d in discarded})
             lines += ["", f"Measured again: {len(discarded)} run(s) ({'; '.join(reasons)})."]
         lines.append("")
     if report["writer"]:
@@ -839,6 +852,12 @@ def _disturbed(runs: list[dict], threshold_pct: float = 5.0) -> list[str]:
     ]
 
 
+def _runs_used(row: dict) -> str:
+    notes = [f"{row['left_out']} left out"] * bool(row["left_out"])
+    notes += [f"{row['spoilt_used']} spoilt"] * bool(row["spoilt_used"])
+    return f"{row['runs']} ({', '.join(notes)})" if notes else str(row["runs"])
+
+
 def _pct(part: float, whole: float | None) -> str:
     return f"{part * 100 / whole:.1f} %" if whole else "–"
 
@@ -900,6 +919,8 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and markdown")
     args = parser.parse_args()
+    # SIGTERM (a CI timeout, `kill`) ends the run like Ctrl-C: servers stopped, database dropped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.workers = [int(w) for w in args.workers.split(",")]
     parts = set(args.parts.split(","))
     started = time.monotonic()

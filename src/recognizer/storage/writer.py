@@ -122,7 +122,8 @@ class HistoryWriter(Hook):
         try:
             self._queue.put_nowait(_Pending(recognition, receipt))
         except queue.Full:
-            self.dropped += 1
+            with self._lock:  # several request threads may overflow at once
+                self.dropped += 1
             self._done(1)
             self._release(recognition)
             if receipt is not None:
