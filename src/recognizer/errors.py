@@ -29,7 +29,8 @@ sees on the command line and in HTTP problem responses::
         ├── EmptyImageError
         ├── NotAnImageError         not a format we decode (PDF renamed .jpg, text)
         ├── CorruptImageError       a known format that fails to decode (truncated JPEG)
-        └── ImageTooLargeError      over the byte or pixel limit (decompression bombs)
+        ├── ImageTooLargeError      over the byte or pixel limit (decompression bombs)
+        └── UnreadableFileError     a folder job's file that cannot be read (permissions, I/O)
 
 The HTTP layer maps these classes to status codes in one table; nothing else does.
 """
@@ -159,3 +160,7 @@ class CorruptImageError(ImageError):
 
 class ImageTooLargeError(ImageError):
     code = "image_too_large"
+
+
+class UnreadableFileError(ImageError):
+    code = "unreadable_file"

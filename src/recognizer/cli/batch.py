@@ -1,0 +1,149 @@
+"""``recognizer batch``: a folder job, resumable, with a progress bar; ``--ray`` runs it on Ray Data."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from recognizer.cli.common import exit_on_error, make_settings, model_options
+from recognizer.config import Settings
+from recognizer.inference import Pipeline
+from recognizer.jobs import inputs, runner
+from recognizer.jobs.ledger import Ledger
+
+
+@click.command("batch")
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "--out", "-o", required=True, type=click.Path(path_type=Path), help="Results: .csv, .jsonl or .parquet."
+)
+@click.option(
+    "--format", "format_", type=click.Choice(["csv", "jsonl", "parquet"]), help="Override the suffix."
+)
+@model_options
+@click.option(
+    "--ledger",
+    type=click.Path(path_type=Path),
+    help="Where finished inputs are kept for resuming (default: OUT.ledger beside the output).",
+)
+@click.option("--fresh", is_flag=True, help="Forget earlier runs' results and recompute everything.")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar and no summary (errors still go to stderr)."
+)
+def command(
+    sources: tuple[str, ...],
+    out: Path,
+    format_: str | None,
+    ledger: Path | None,
+    fresh: bool,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Classify every image in SOURCES (folders, files, globs, .zip/.tar archives) into one results
+    file. Run it again after an interruption and it finishes only what is left."""
+    settings = make_settings(**flags)
+    with exit_on_error():
+        format = runner.format_of(out, format_)
+        resolved = inputs.resolve(sources)
+        total = inputs.count(resolved)
+    ledger_path = ledger or out.with_name(out.name + ".ledger")
+    if fresh:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
+    counts = asyncio.run(_run(settings, resolved, total, ledger_path, out, format, quiet))
+    sys.exit(1 if counts.failed else 0)
+
+
+async def _run(
+    settings: Settings,
+    sources: list[inputs.Source],
+    total: int,
+    ledger_path: Path,
+    out: Path,
+    format: str,
+    quiet: bool,
+) -> runner.Counts:
+    with exit_on_error():
+        pipeline = Pipeline(settings)
+    try:
+        with exit_on_error():
+            slot = await pipeline.wait_ready()
+            ledger = Ledger(ledger_path, runner.job_fingerprint(slot, settings, runner.Options()))
+        started = time.perf_counter()
+        try:
+            with _progress(quiet, total) as observe:
+                counts = await runner.run(pipeline, sources, ledger, total=total, observe=observe)
+            runner.write_output(ledger.rows(), out, format)
+        finally:
+            ledger.close()
+    finally:
+        await pipeline.stop()
+    if not quiet:
+        _summary(counts, out, format, time.perf_counter() - started, slot.model.engine.name, slot.spec.name)
+    return counts
+
+
+class _Rate(ProgressColumn):
+    """Images per second over rich's recent window (inputs found in the ledger count too)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.1f} images/s", style="progress.data.speed")
+
+
+class _progress:
+    """The progress bar on stderr (or nothing with --quiet); yields the runner's observer."""
+
+    def __init__(self, quiet: bool, total: int) -> None:
+        self.quiet, self.total = quiet, total
+        console = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("[bold]recognizing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _Rate(),
+            TextColumn("{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+        )
+        self.task = self.bar.add_task("job", total=total, failed=0)
+
+    def __enter__(self) -> runner.Observer:
+        self.bar.start()
+        return self.observe
+
+    def observe(self, counts: runner.Counts) -> None:
+        self.bar.update(self.task, completed=counts.done, failed=counts.failed)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def _summary(counts: runner.Counts, out: Path, format: str, seconds: float, engine: str, model: str) -> None:
+    rate = (counts.done - counts.reused) / max(seconds, 1e-9)
+    click.echo(
+        f"recognizer: {counts.done} input(s), {counts.done - counts.failed} recognised,"
+        f" {counts.failed} failed ({counts.reused} from an earlier run) with {model} on {engine};"
+        f" {rate:,.1f} new images/s; results in {out} ({format})",
+        err=True,
+    )
