@@ -45,7 +45,7 @@ from recognizer.jobs.ledger import Ledger
 )
 @click.option("--fresh", is_flag=True, help="Forget earlier runs' results and recompute everything.")
 @click.option(
-    "--quiet", "-q", is_flag=True, help="No progress bar and no summary (errors still go to stderr)."
+    "--quiet", "-q", is_flag=True, help="No progress bar, no summary; one line on stderr if any input failed."
 )
 def command(
     sources: tuple[str, ...],
@@ -97,6 +97,8 @@ async def _run(
         await pipeline.stop()
     if not quiet:
         _summary(counts, out, format, time.perf_counter() - started, slot.model.engine.name, slot.spec.name)
+    elif counts.failed:
+        click.echo(f"recognizer: {counts.failed} input(s) failed; their rows in {out} say why", err=True)
     return counts
 
 

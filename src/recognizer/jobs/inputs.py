@@ -131,7 +131,10 @@ def _read_archive(archive: Path, max_bytes: int) -> Iterator[Input]:
         with tarfile.open(archive) as tarred:
             for member in tarred:
                 if member.isfile() and _is_image_member(member.name, False):
-                    yield _tar_member(tarred, member, prefix, max_bytes)
+                    item = _tar_member(tarred, member, prefix, max_bytes)
+                    yield item
+                    if isinstance(item.error, UnreadableFileError):
+                        return  # the stream broke inside this member: nothing after it is readable
     except (OSError, tarfile.TarError) as exc:  # truncated mid-way: what was read stands
         yield Input(str(archive), error=UnreadableFileError(f"the archive ends early or is damaged ({exc})"))
 
