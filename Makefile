@@ -27,13 +27,15 @@ test-fast:
 	$(BIN)/pytest -m "not slow"
 
 ## Engine/decode benchmarks, HTTP against a Flask baseline, then what recognition history costs
-## (history on vs off, SQLite and PostgreSQL when one answers) and access control (credentials
-## checked vs an open server); needs `apt-get install wrk`.
+## (history on vs off, SQLite and PostgreSQL when one answers), access control (credentials
+## checked vs an open server) and folder jobs (throughput vs its bounds, resume, peak RSS on
+## 10,000 images); needs `apt-get install wrk`.
 bench:
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/http_load.py --clients 1,8,32 --workers 1,2
 	$(BIN)/python benchmarks/history.py --clients 8 --workers 1,2
 	$(BIN)/python benchmarks/auth.py
+	$(BIN)/python benchmarks/batch.py
 
 fmt:
 	$(BIN)/ruff format src tests benchmarks tools

@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import resource
 import shutil
@@ -45,12 +44,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from serving import cpu_seconds, free_port, process_tree, wait_until_up, wrk
+from serving import WANTED_FLAGS, cpu_seconds, free_port, machine, process_tree, wait_until_up, wrk
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from recognizer.export.int8 import cpu_flags
 from recognizer.inference.hooks import Hook
 from recognizer.inference.results import Prediction, Recognition
 from recognizer.storage import database, migrate
@@ -63,27 +61,8 @@ RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
 SAMPLES = HERE.resolve().parents[1] / "shared" / "data" / "imagenet-samples"
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
-WANTED_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"}
 #: the environment a server must not inherit from the shell running the benchmark
 HISTORY_ENV = ("RECOGNIZER_HISTORY", "RECOGNIZER_DATABASE_URL", "RECOGNIZER_DATA_DIR", "RECOGNIZER_MIGRATE")
-
-
-# -- the machine -------------------------------------------------------------------------------------
-
-
-def machine() -> dict:
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M).group(1).strip()
-    except (OSError, AttributeError):
-        model = platform.processor() or "unknown"
-    return {
-        "cpu_model": model,
-        "cpus": os.cpu_count(),
-        "cpu_flags": sorted(WANTED_FLAGS & cpu_flags()),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-    }
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------

@@ -6,9 +6,11 @@ Imported by the scripts beside it (``python benchmarks/X.py`` puts this folder o
 from __future__ import annotations
 
 import os
+import platform
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +41,27 @@ def wait_until_up(
             pass
         time.sleep(0.2)
     raise TimeoutError(url)
+
+
+WANTED_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"}
+
+
+def machine() -> dict:
+    """What a timing depends on: the CPU (the model changes between sessions), its flags, Python."""
+    from recognizer.export.int8 import cpu_flags
+
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M).group(1).strip()
+    except (OSError, AttributeError):
+        model = platform.processor() or "unknown"
+    return {
+        "cpu_model": model,
+        "cpus": os.cpu_count(),
+        "cpu_flags": sorted(WANTED_FLAGS & cpu_flags()),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+    }
 
 
 def status_kb(pid: int, field: str) -> int:
