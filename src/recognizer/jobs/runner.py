@@ -135,6 +135,8 @@ def _misses(
 def write_output(rows: Iterator[dict[str, Any]], out: Path, format: str) -> None:
     """Write ``rows`` to ``out`` atomically: a temporary file beside it, flushed, then renamed."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.*.partial"):  # left by a run killed while writing
+        stale.unlink(missing_ok=True)
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         with partial.open("wb") as handle:
