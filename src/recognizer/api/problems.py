@@ -38,6 +38,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RecognizerError], int], ...] = (
     (errors.CorruptImageError, 400),
     (errors.NotAnImageError, 415),
     (errors.ImageTooLargeError, 413),
+    (errors.UnreadableFileError, 400),  # a folder job's row; never an HTTP upload's answer
     (errors.UnsupportedMediaError, 415),
     (errors.RequestTooLargeError, 413),
     (errors.NotFoundError, 404),

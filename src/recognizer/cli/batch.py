@@ -47,6 +47,21 @@ from recognizer.jobs.ledger import Ledger
 @click.option(
     "--quiet", "-q", is_flag=True, help="No progress bar, no summary; one line on stderr if any input failed."
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    metavar="[ADDRESS|auto|local]",
+    help="Run on Ray Data: local (the default value) starts a Ray on this machine, auto joins this "
+    "machine's cluster, else HOST:6379 or ray://HOST:10001. No ledger: the whole job runs each time.",
+)
+@click.option(
+    "--ray-actors",
+    type=click.IntRange(min=1),
+    help="With --ray: model copies (Ray actors), each with --threads CPUs and engine threads "
+    "(default 1); default: the cluster's CPUs / --threads.",
+)
 def command(
     sources: tuple[str, ...],
     out: Path,
@@ -54,6 +69,8 @@ def command(
     ledger: Path | None,
     fresh: bool,
     quiet: bool,
+    ray_address: str | None,
+    ray_actors: int | None,
     **flags: Any,
 ) -> None:
     """Classify every image in SOURCES (folders, files, globs, .zip/.tar archives) into one results
@@ -63,6 +80,10 @@ def command(
         format = runner.format_of(out, format_)
         resolved = inputs.resolve(sources)
         total = inputs.count(resolved)
+    if ray_address is not None:
+        if (ledger or fresh) and not quiet:
+            click.echo("recognizer: note: --ray keeps no ledger; --ledger and --fresh are ignored", err=True)
+        sys.exit(_run_on_ray(settings, resolved, out, format, quiet, ray_address, ray_actors))
     ledger_path = ledger or out.with_name(out.name + ".ledger")
     if fresh:
         for suffix in ("", "-wal", "-shm"):
@@ -100,6 +121,30 @@ async def _run(
     elif counts.failed:
         click.echo(f"recognizer: {counts.failed} input(s) failed; their rows in {out} say why", err=True)
     return counts
+
+
+def _run_on_ray(
+    settings: Settings,
+    sources: list[inputs.Source],
+    out: Path,
+    format: str,
+    quiet: bool,
+    address: str,
+    actors: int | None,
+) -> int:
+    """The same job on Ray Data (recognizer.scaleout.data); the exit code (1: some input failed)."""
+    from recognizer.scaleout import data
+
+    with exit_on_error():
+        job = data.prepare(settings, sources)
+        started = time.perf_counter()
+        with _progress(quiet, len(job.files)) as observe:
+            counts = data.run(job, out, format, address=address, actors=actors, observe=observe)
+    if not quiet:
+        _summary(counts, out, format, time.perf_counter() - started, f"{job.engine} (Ray Data)", job.model)
+    elif counts.failed:
+        click.echo(f"recognizer: {counts.failed} input(s) failed; their rows in {out} say why", err=True)
+    return 1 if counts.failed else 0
 
 
 class _Rate(ProgressColumn):

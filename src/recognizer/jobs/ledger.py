@@ -119,7 +119,6 @@ def _exclusive(path: Path) -> IO[bytes]:
     except BlockingIOError:
         handle.close()
         raise ConfigError(
-            f"another job is running with the ledger {path}; wait for it, "
-            "or give this one its own output"
+            f"another job is running with the ledger {path}; wait for it, or give this one its own output"
         ) from None
     return handle

@@ -44,6 +44,7 @@ EXPECTED_STATUS: dict[type[errors.RecognizerError], int] = {
     errors.NotAnImageError: 415,
     errors.CorruptImageError: 400,
     errors.ImageTooLargeError: 413,
+    errors.UnreadableFileError: 400,
 }
 
 
