@@ -77,3 +77,18 @@ def test_sigkill_at_half_then_resume_gives_the_uninterrupted_output(tmp_path, to
     table = pq.read_table(cut)
     assert table.num_rows == len(photos) and table.column("error_code").null_count == len(photos)
     assert table.column("file").to_pylist() == [str(folder / p.name) for p in photos]
+
+
+def test_ctrl_c_says_how_to_finish_and_keeps_what_was_done(tmp_path, torch_home, artifact_cache):
+    env = server_env(torch_home, artifact_cache)
+    out = tmp_path / "r.csv"
+    job = batch(env, str(SAMPLES_DIR), "--out", str(out))
+    deadline = time.monotonic() + 120
+    while job.poll() is None and results_in(Path(f"{out}.ledger")) < 100 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job.send_signal(signal.SIGINT)
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 130 and "Traceback" not in err
+    assert "Run the same command again to finish the rest." in err and not out.exists()
+    summary = finished(batch(env, str(SAMPLES_DIR), "--out", str(out)))
+    assert int(re.search(r"\((\d+) from an earlier run\)", summary).group(1)) >= 100

@@ -88,7 +88,16 @@ def command(
     if fresh:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
-    counts = asyncio.run(_run(settings, resolved, total, ledger_path, out, format, quiet))
+    try:
+        counts = asyncio.run(_run(settings, resolved, total, ledger_path, out, format, quiet))
+    except KeyboardInterrupt:
+        done = _progress.last.done if _progress.last else 0
+        click.echo(
+            f"\nrecognizer: interrupted after {done} of {total} input(s); {out} was not written."
+            " Run the same command again to finish the rest.",
+            err=True,
+        )
+        sys.exit(130)
     sys.exit(1 if counts.failed else 0)
 
 
@@ -158,6 +167,9 @@ class _Rate(ProgressColumn):
 class _progress:
     """The progress bar on stderr (or nothing with --quiet); yields the runner's observer."""
 
+    #: the latest counts, for the message after Ctrl-C
+    last: runner.Counts | None = None
+
     def __init__(self, quiet: bool, total: int) -> None:
         self.quiet, self.total = quiet, total
         console = Console(stderr=True)
@@ -180,6 +192,7 @@ class _progress:
         return self.observe
 
     def observe(self, counts: runner.Counts) -> None:
+        _progress.last = counts
         self.bar.update(self.task, completed=counts.done, failed=counts.failed)
 
     def __exit__(self, *exc: object) -> None:
