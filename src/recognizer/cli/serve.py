@@ -1,4 +1,4 @@
-"""``recognizer serve``: the web page and the HTTP API."""
+"""``recognizer serve``: the web page and the HTTP API, under uvicorn or (``--ray``) on Ray Serve."""
 
 from __future__ import annotations
 
@@ -50,14 +50,40 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TLS private key (PEM).",
 )
-def command(**flags: Any) -> None:
-    """Run the web page and HTTP API (http://127.0.0.1:8000 by default)."""
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    metavar="[local|auto|ADDRESS]",
+    help="Serve on Ray Serve: a private local Ray (bare --ray or local), the cluster this machine "
+    "joined (auto), or one at ADDRESS (host:6379, ray://host:10001). Needs the ray extra.",
+)
+@click.option("--ray-replicas", type=int, help="Replicas (default 1); the minimum with --ray-max-replicas.")
+@click.option("--ray-max-replicas", type=int, help="Autoscale up to this many replicas on ongoing requests.")
+@click.option("--ray-cpus", type=float, help="CPUs per replica (default 1; also its engine threads).")
+def command(
+    ray_address: str | None,
+    ray_replicas: int | None,
+    ray_max_replicas: int | None,
+    ray_cpus: float | None,
+    **flags: Any,
+) -> None:
+    """Run the web page and HTTP API (http://127.0.0.1:8000 by default); --ray: on Ray Serve."""
     import uvicorn
 
     settings = make_settings(**flags)
     server = settings.server
+    ray_flags = {"replicas": ray_replicas, "max_replicas": ray_max_replicas, "cpus": ray_cpus}
+    if ray_address is None and any(value is not None for value in ray_flags.values()):
+        fail("--ray-replicas, --ray-max-replicas and --ray-cpus need --ray")
+    if ray_address is not None and server.workers != 1:
+        fail("--workers does not apply with --ray: Serve runs replicas (--ray-replicas, --ray-max-replicas)")
     _check_history(settings)
     _check_access(settings)
+    if ray_address is not None:
+        _serve_on_ray(settings, ray_address, {k: v for k, v in ray_flags.items() if v is not None})
+        return
     click.echo(
         f"recognizer: serving on http://{server.host}:{server.port} ({server.workers} worker(s))", err=True
     )
@@ -79,6 +105,22 @@ def command(**flags: Any) -> None:
     with shared_metrics_dir() as path:
         click.echo(f"recognizer: /metrics sums the workers' metrics, kept in {path}", err=True)
         uvicorn.run("recognizer.api.app:create_app_from_env", factory=True, workers=server.workers, **common)
+
+
+def _serve_on_ray(settings: Settings, address: str, replica_flags: dict[str, Any]) -> None:
+    """The same app on Ray Serve: replicas instead of --workers, Serve's batching instead of ours."""
+    with exit_on_error():
+        from recognizer.scaleout.serve import ReplicaOptions, ray_serve, serve_on_ray
+
+        ray_serve()  # the missing extra is one line, before anything starts
+        options = ReplicaOptions(**replica_flags)
+        server = settings.server
+        scheme = "https" if server.ssl_certfile else "http"
+
+        def announce(where: str) -> None:
+            click.echo(f"recognizer: serving on {scheme}://{server.host}:{server.port} ({where})", err=True)
+
+        serve_on_ray(settings, address, options, announce)
 
 
 def _check_history(settings: Settings) -> None:

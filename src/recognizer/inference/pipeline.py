@@ -5,7 +5,9 @@ CLI and folder jobs as an ordered stream (:meth:`Pipeline.recognize_many`). Each
 method. Decoding runs on one thread pool that the pipeline owns (Pillow releases the GIL),
 inference on each model's micro-batcher thread, and side effects (metrics, history, alerts) on
 the hooks' thread; the event loop only awaits. The default model loads in the background at
-start so health checks answer at once; other models load on first use.
+start so health checks answer at once; other models load on first use. Where a serving framework
+batches already (Ray Serve, ``recognizer.scaleout.serve``), ``batcher_factory`` puts its batcher in
+place of ours, so an input is batched once.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from recognizer.config import Settings
+from recognizer.config import BatchingSettings, Settings
 from recognizer.errors import EngineError, HistoryUnavailableError, NotReadyError, RecognizerError
 from recognizer.imaging import PreparedInput, prepare_input
 from recognizer.inference.batcher import MicroBatcher
@@ -39,6 +42,43 @@ RECEIPT_TIMEOUT_S = 15.0
 
 ModelLoader = Callable[[Settings, ModelChoice], LoadedModel]
 BatchObserver = Callable[[str, int, float], None]
+RunBatch = Callable[[np.ndarray], np.ndarray]
+
+
+class Batcher(Protocol):
+    """What the pipeline needs of a batcher: ours (MicroBatcher), or a serving framework's where
+    that framework already batches (Ray Serve), so that no input is batched twice."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def submit(self, item: np.ndarray) -> np.ndarray: ...
+
+    async def run_direct(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+#: (the engine's batch call, the batching settings, an observer of each batch's size and seconds,
+#: "are more inputs on their way?") -> the batcher of one model
+BatcherFactory = Callable[
+    [RunBatch, BatchingSettings, Callable[[int, float], None] | None, Callable[[], bool]], Batcher
+]
+
+
+def micro_batcher(
+    run_batch: RunBatch,
+    batching: BatchingSettings,
+    on_batch: Callable[[int, float], None] | None,
+    expect_more: Callable[[], bool],
+) -> MicroBatcher:
+    """The default: our own micro-batcher, with the settings' limits."""
+    return MicroBatcher(
+        run_batch,
+        max_batch=batching.max_batch,
+        max_wait_s=batching.max_wait_ms / 1000,
+        on_batch=on_batch,
+        expect_more=expect_more,
+    )
 
 
 @dataclass(frozen=True)
@@ -56,7 +96,7 @@ class ModelSlot:
     """A loaded model with its micro-batcher."""
 
     model: LoadedModel
-    batcher: MicroBatcher = field(init=False)
+    batcher: Batcher = field(init=False)
     #: inputs for this model still decoding: the batcher waits for them, and only for them
     decoding: int = 0
 
@@ -72,8 +112,10 @@ class Pipeline:
         hooks: Hooks | None = None,
         on_batch: BatchObserver | None = None,
         loader: ModelLoader = load_model,
+        batcher_factory: BatcherFactory = micro_batcher,
     ) -> None:
         self.settings, self.loader, self.on_batch = settings, loader, on_batch
+        self.batcher_factory = batcher_factory
         self.hooks = hooks or Hooks()
         self.default_choice = choose_model(settings)
         self.models: dict[str, ModelSlot] = {}
@@ -138,14 +180,13 @@ class Pipeline:
         crop = spec.preprocessing.crop
         # The first call allocates: keep that off the first request.
         loaded.engine.infer(np.zeros((1, 3, crop, crop), np.float32))
-        batching, observe = self.settings.batching, self.on_batch
+        observe = self.on_batch
         slot = ModelSlot(loaded)
-        slot.batcher = MicroBatcher(
+        slot.batcher = self.batcher_factory(
             loaded.engine.infer,
-            max_batch=batching.max_batch,
-            max_wait_s=batching.max_wait_ms / 1000,
-            on_batch=(lambda size, seconds: observe(spec.name, size, seconds)) if observe else None,
-            expect_more=lambda: slot.decoding > 0,
+            self.settings.batching,
+            (lambda size, seconds: observe(spec.name, size, seconds)) if observe else None,
+            lambda: slot.decoding > 0,
         )
         return slot
 
