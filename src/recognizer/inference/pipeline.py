@@ -27,10 +27,10 @@ import numpy as np
 from recognizer.config import BatchingSettings, Settings
 from recognizer.errors import EngineError, HistoryUnavailableError, NotReadyError, RecognizerError
 from recognizer.imaging import PreparedInput, prepare_input
+from recognizer.inference import direct
 from recognizer.inference.batcher import MicroBatcher
 from recognizer.inference.hooks import Hooks
 from recognizer.inference.loading import LoadedModel, ModelChoice, choose_model, decode_limits, load_model
-from recognizer.inference.postprocess import softmax, top_k_of
 from recognizer.inference.results import Recognition
 from recognizer.models import ModelSpec, get_model_spec
 
@@ -313,12 +313,9 @@ class Pipeline:
     def _label(self, slot: ModelSlot, logits: np.ndarray, options: Options, result: Recognition) -> None:
         if options.keep_logits:
             result.logits = logits
-        probs = softmax(logits[None])
         k = options.top_k or self.settings.top_k
-        result.predictions = top_k_of(probs, k, slot.model.labels)[0]
         groups = options.groups if options.groups is not None else self.settings.groups != "off"
-        if groups:
-            result.groups = slot.model.groups.scores(probs)[0]
+        [(result.predictions, result.groups)] = direct.label(slot.model, logits[None], k, groups)
 
 
 def _timing(start: float, decoded: float, inferred: float, done: float) -> dict[str, float]:
