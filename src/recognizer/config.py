@@ -134,6 +134,52 @@ class HistorySettings(BaseSettings):
     )
 
 
+class JobSettings(BaseSettings):
+    """Folder jobs over HTTP (``POST /v1/jobs``): which server folders they may read, what an upload
+    may cost, how many may wait."""
+
+    model_config = _ENV
+
+    roots: str = Field(
+        "",
+        validation_alias="RECOGNIZER_JOB_ROOTS",
+        description="Absolute folders a job may read from the server's disk, separated by ':' or ','; "
+        "none (the default): only uploaded zips.",
+    )
+    max_upload_bytes: int = Field(
+        2 * 1024**3,
+        ge=1,
+        validation_alias="RECOGNIZER_JOB_MAX_UPLOAD_BYTES",
+        description="Largest zip a job may upload (HTTP 413 above).",
+    )
+    max_inputs: int = Field(
+        100_000,
+        ge=1,
+        validation_alias="RECOGNIZER_JOB_MAX_INPUTS",
+        description="Most entries in an uploaded zip, or images in a folder, per job.",
+    )
+    max_queued: int = Field(
+        16, ge=1, validation_alias="RECOGNIZER_JOB_MAX_QUEUED", description="Jobs waiting their turn at most."
+    )
+
+    @field_validator("roots")
+    @classmethod
+    def _absolute_roots(cls, value: str) -> str:
+        relative = [part for part in _split_roots(value) if not Path(part).expanduser().is_absolute()]
+        if relative:
+            raise ValueError(f"job roots must be absolute folders, not {', '.join(relative)}")
+        return value
+
+    @property
+    def root_paths(self) -> tuple[Path, ...]:
+        """The roots as real paths (symlinks resolved), so that containment is checked on real paths."""
+        return tuple(Path(os.path.realpath(Path(part).expanduser())) for part in _split_roots(self.roots))
+
+
+def _split_roots(value: str) -> list[str]:
+    return [part.strip() for part in value.replace(",", ":").split(":") if part.strip()]
+
+
 class AuthSettings(BaseSettings):
     """Credentials, sessions, rate limits and browser-facing HTTP policy."""
 
@@ -173,6 +219,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "server": ServerSettings,
     "history": HistorySettings,
     "auth": AuthSettings,
+    "jobs": JobSettings,
 }
 #: flat names that differ from the section's field name
 _FLAT_ALIASES = {
@@ -183,6 +230,10 @@ _FLAT_ALIASES = {
     "history_max_rows": ("history", "max_rows"),
     "history_durability": ("history", "durability"),
     "auth": ("auth", "enforce"),
+    "job_roots": ("jobs", "roots"),
+    "job_max_upload_bytes": ("jobs", "max_upload_bytes"),
+    "job_max_inputs": ("jobs", "max_inputs"),
+    "job_max_queued": ("jobs", "max_queued"),
 }
 
 
@@ -225,7 +276,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="ONNX and other artifacts.")
     torch_home: Path = Field(default_factory=_default_torch_home, description="Torch hub cache root.")
     data_dir: Path = Field(
-        default_factory=_default_data_dir, description="History database and stored images."
+        default_factory=_default_data_dir, description="History database, stored images and jobs' files."
     )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the history database; default: SQLite in data_dir."
@@ -237,6 +288,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @classmethod
     def settings_customise_sources(

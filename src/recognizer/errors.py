@@ -24,7 +24,11 @@ sees on the command line and in HTTP problem responses::
     │   ├── NotFoundError           a history row (or other record) that does not exist
     │   ├── FeatureUnavailableError an optional extra that is not installed (Parquet export)
     │   ├── UnsupportedMediaError   a body that is not an image content type
-    │   └── RequestTooLargeError    a body over its route's limit (checked while it streams)
+    │   ├── RequestTooLargeError    a body over its route's limit (checked while it streams)
+    │   ├── BadArchiveError         a job's upload that is not a usable zip (broken, empty, a bomb)
+    │   ├── PathNotAllowedError     a job's folder outside the server's allowed roots (403)
+    │   ├── JobNotFinishedError     a job's results asked for before it is done (409)
+    │   └── JobQueueFullError       too many jobs already waiting (429)
     └── ImageError                  the caller's input, never the server's fault
         ├── EmptyImageError
         ├── NotAnImageError         not a format we decode (PDF renamed .jpg, text)
@@ -140,6 +144,22 @@ class UnsupportedMediaError(RequestError):
 
 class RequestTooLargeError(RequestError):
     code = "request_too_large"
+
+
+class BadArchiveError(RequestError):
+    code = "bad_archive"
+
+
+class PathNotAllowedError(RequestError):
+    code = "path_not_allowed"
+
+
+class JobNotFinishedError(RequestError):
+    code = "job_not_finished"
+
+
+class JobQueueFullError(RequestError):
+    code = "job_queue_full"
 
 
 class ImageError(RecognizerError):

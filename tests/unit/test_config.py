@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -92,3 +94,16 @@ def test_a_changed_copy_keeps_the_rest_of_each_section():
     copy = Settings(device="cpu", threads=3, max_wait_ms=9).with_flags(engine="torch", model="resnet18")
     assert (copy.engine.name, copy.engine.device, copy.engine.threads) == ("torch", "cpu", 3)
     assert (copy.model, copy.batching.max_wait_ms) == ("resnet18", 9)
+
+
+def test_job_roots_are_absolute_folders_split_on_colons_or_commas(monkeypatch, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.setenv("RECOGNIZER_JOB_ROOTS", f"{tmp_path / 'link'}:/srv/a, /srv/b")
+    monkeypatch.setenv("RECOGNIZER_JOB_MAX_QUEUED", "3")
+    jobs = Settings().jobs
+    assert jobs.root_paths == (tmp_path / "real", Path("/srv/a"), Path("/srv/b"))  # symlinks resolved
+    assert (jobs.max_queued, jobs.max_inputs, jobs.max_upload_bytes) == (3, 100_000, 2 * 1024**3)
+    assert Settings(job_roots="").jobs.root_paths == ()
+    with pytest.raises(ValidationError, match="must be absolute"):
+        Settings(job_roots="photos")

@@ -17,6 +17,7 @@ from recognizer.api import (
     docs,
     problems,
     routes_history,
+    routes_jobs,
     routes_ops,
     routes_session,
     routes_v1,
@@ -29,6 +30,7 @@ from recognizer.api.security import SecurityHeaders
 from recognizer.config import Settings
 from recognizer.inference.hooks import Hook, Hooks
 from recognizer.inference.pipeline import Pipeline
+from recognizer.jobs.service import JobManager
 from recognizer.observability.metrics import Metrics, MetricsHook
 from recognizer.storage.history import History, open_database
 
@@ -57,13 +59,18 @@ def create_app(
     metrics.watch_hooks(pipeline.hooks)
     if history is not None:
         metrics.watch_history(history.writer)
+    jobs = JobManager(settings, pipeline, database) if database is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pipeline.start()
+        if jobs is not None:
+            jobs.start()  # runs jobs once the model is ready, those a previous run left first
         try:
             yield
         finally:
+            if jobs is not None:
+                await jobs.stop()  # before the pipeline: a running job stops and resumes next start
             await pipeline.stop()  # closes the hooks: the history queue is written out here
             if history is not None:
                 await asyncio.to_thread(history.close)
@@ -82,6 +89,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.history = history
+    app.state.jobs = jobs
     app.state.access = Access(settings, database)
     metrics.watch_limiter(app.state.access.limiter)
     problems.install(app)
@@ -96,7 +104,7 @@ def create_app(
             expose_headers=["X-Request-Id", "X-Recognition-Id", "Retry-After", "RateLimit-Remaining"],
         )
     app.add_middleware(SecurityHeaders, tls=bool(settings.server.ssl_certfile))  # outermost
-    for module in (routes_v1, routes_v2, routes_ops, routes_history, routes_session):
+    for module in (routes_v1, routes_v2, routes_ops, routes_history, routes_jobs, routes_session):
         app.include_router(module.router)
     app.include_router(routes_history.groups_router)
     docs.install(app)  # before the page: its /static/api-docs mount must win over /static

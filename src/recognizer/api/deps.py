@@ -7,6 +7,7 @@ from fastapi import Request
 from recognizer.config import Settings
 from recognizer.errors import FeatureUnavailableError
 from recognizer.inference.pipeline import Pipeline
+from recognizer.jobs.service import JobManager
 from recognizer.storage.history import History
 
 
@@ -23,6 +24,16 @@ def history_of(request: Request) -> History:
     if history is None:
         raise FeatureUnavailableError("recognition history is off on this server (RECOGNIZER_HISTORY=off)")
     return history
+
+
+def jobs_of(request: Request) -> JobManager:
+    jobs = request.app.state.jobs
+    if jobs is None:
+        raise FeatureUnavailableError(
+            "folder jobs are kept in the database, and this server has none (RECOGNIZER_HISTORY=off "
+            "and no database yet): create it with `recognizer db upgrade`, or serve with history on"
+        )
+    return jobs
 
 
 def client_of(request: Request) -> str | None:

@@ -34,6 +34,8 @@ class BodyLimits:
     #: Open Inference Protocol, all JSON
     json_tensor: int = JSON_TENSOR_BYTES
     other: int = OTHER_BYTES
+    #: a folder job's zip (``POST /v1/jobs``)
+    job: int = OTHER_BYTES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BodyLimits:
@@ -44,6 +46,7 @@ class BodyLimits:
             image=image + ENVELOPE_BYTES,
             batch=image * MAX_BATCH_FILES + ENVELOPE_BYTES,
             tensor=max(full_batch, image) + 1024 * 1024,
+            job=settings.jobs.max_upload_bytes + ENVELOPE_BYTES,
         )
 
     def for_path(self, path: str, binary_tensors: bool = True) -> int:
@@ -52,6 +55,8 @@ class BodyLimits:
             return self.image
         if path == "/v1/classify/batch":
             return self.batch
+        if path == "/v1/jobs":
+            return self.job
         if _V2_INFER.match(path):
             return self.tensor if binary_tensors else self.json_tensor
         return self.other

@@ -43,6 +43,9 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RecognizerError], int], ...] = (
     (errors.RequestTooLargeError, 413),
     (errors.NotFoundError, 404),
     (errors.FeatureUnavailableError, 409),
+    (errors.PathNotAllowedError, 403),
+    (errors.JobNotFinishedError, 409),
+    (errors.JobQueueFullError, 429),
     (errors.RequestError, 422),
     (errors.UnknownModelError, 404),
     (errors.AuthenticationError, 401),
@@ -67,6 +70,10 @@ TITLES_BY_ERROR: tuple[tuple[type[errors.RecognizerError], str], ...] = (
     (errors.NotFoundError, "Not found"),
     (errors.FeatureUnavailableError, "Not available"),
     (errors.HistoryUnavailableError, "History unavailable"),
+    (errors.BadArchiveError, "Bad archive"),
+    (errors.PathNotAllowedError, "Forbidden"),
+    (errors.JobNotFinishedError, "Not finished"),
+    (errors.JobQueueFullError, "Too many jobs"),
     (errors.RequestError, "Invalid request"),
     (errors.UnknownModelError, "Unknown model"),
     (errors.WeightsNotFoundError, "Model not installed"),
@@ -138,7 +145,12 @@ def problem(
 def public_detail(exc: errors.RecognizerError) -> str:
     """What a client may read: ``exc.public`` if set, else the message with server paths cut to their
     last part ("looked for .../resnet18-f37072fd.pth"); the log keeps the full message."""
-    return exc.public or _SERVER_PATH.sub(lambda m: ".../" + m.group(0).rsplit("/", 1)[1], str(exc))
+    return exc.public or redact(str(exc))
+
+
+def redact(text: str) -> str:
+    """``text`` with server paths cut to their last part (for messages kept and shown later, too)."""
+    return _SERVER_PATH.sub(lambda m: ".../" + m.group(0).rsplit("/", 1)[1], text)
 
 
 def error_body(exc: errors.RecognizerError, instance: str = "") -> dict[str, object]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -158,3 +160,52 @@ class DeleteResult(BaseModel):
 class GroupInfo(BaseModel):
     name: str = Field(description="label group, e.g. dog, vehicle")
     classes: int = Field(description="how many ImageNet classes it holds")
+
+
+class JobFolder(BaseModel):
+    """``POST /v1/jobs`` with a JSON body: a folder on the server, under RECOGNIZER_JOB_ROOTS."""
+
+    folder: str = Field(
+        min_length=1, max_length=4096, description="absolute, or relative to the first root that holds it"
+    )
+
+
+class JobCounts(BaseModel):
+    total: int = Field(description="inputs in the job")
+    done: int = Field(description="inputs finished, failed and reused ones included")
+    reused: int = Field(description="found in the job's ledger: finished before a restart")
+    failed: int = Field(description="inputs whose row is an error")
+
+
+class JobOptions(BaseModel):
+    top_k: int | None = Field(None, description="labels per image; null: the server's top_k")
+    groups: bool | None = Field(None, description="label-group scores; null: the server's setting")
+
+
+class JobError(BaseModel):
+    file: str = Field(description="path in the zip, or under the folder")
+    type: str = Field(description="error code, e.g. corrupt_image, not_an_image")
+    detail: str
+
+
+class JobSummary(BaseModel):
+    id: str
+    state: Literal["queued", "running", "done", "failed"]
+    kind: Literal["upload", "folder"]
+    input: str = Field(description="the upload's file name, or the folder as given")
+    options: JobOptions
+    client: str | None = Field(description="who submitted it: key:ID, user:NAME or an address")
+    created_at: str
+    started_at: str | None = Field(description="when the current (or last) run began")
+    finished_at: str | None
+    counts: JobCounts
+    images_per_s: float | None = Field(description="new (not reused) inputs per second in this run")
+    message: str | None = Field(description="why a failed job failed")
+
+
+class JobInfo(JobSummary):
+    errors: list[JobError] = Field(description="the first inputs that failed, in input order")
+
+
+class JobList(BaseModel):
+    items: list[JobSummary] = Field(description="newest first")

@@ -14,6 +14,7 @@ import glob
 import os
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,16 @@ from recognizer.errors import ConfigError, ImageError, ImageTooLargeError, Unrea
 from recognizer.imaging import IMAGE_SUFFIXES, find_images
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+#: what reading one zip member can raise: the member is an error row, the job goes on
+_MEMBER_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 #: separates an archive's path from a member's in an input's name: ``photos.zip!cats/1.jpg``
 MEMBER_SEPARATOR = "!"
 
@@ -145,7 +156,7 @@ def _zip_member(zipped: zipfile.ZipFile, member: str, name: str, max_bytes: int)
         return Input(name, error=_too_big(info.file_size, max_bytes))
     try:
         return Input(name, zipped.read(member))
-    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+    except _MEMBER_ERRORS as exc:  # damaged, encrypted (RuntimeError), unknown method, cut short
         return Input(name, error=UnreadableFileError(f"cannot read this archive member ({exc})"))
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 from recognizer.errors import ConfigError
 
@@ -110,6 +111,25 @@ class Ledger:
             self._db.close()
         finally:
             self._lock.close()
+
+
+def read_rows(path: Path, *, errors_only: bool = False, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """The last run's rows in input order, like :meth:`Ledger.rows`, from a read-only connection that
+    takes no lock: a server streams a finished job's results, or a running job's first errors, while
+    its runner may hold the ledger. Inputs whose row is not committed yet are left out."""
+    row = "COALESCE(i.row, r.row)"
+    sql = f"SELECT i.name, {row} FROM inputs i LEFT JOIN results r ON r.key = i.key WHERE {row} IS NOT NULL"
+    if errors_only:
+        sql += f" AND json_extract({row}, '$.error') IS NOT NULL"
+    sql += " ORDER BY i.seq" + ("" if limit is None else f" LIMIT {int(limit)}")
+    db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'inputs'").fetchone():
+            return  # the runner has created the file, not yet its tables
+        for name, text in db.execute(sql):
+            yield {"file": name} | json.loads(text)
+    finally:
+        db.close()
 
 
 def _exclusive(path: Path) -> IO[bytes]:

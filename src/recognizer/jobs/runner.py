@@ -84,23 +84,36 @@ async def run(
     total: int,
     options: Options = _DEFAULTS,
     source: str = "job",
+    client: str | None = None,
+    strip_prefix: str = "",
     observe: Observer = lambda counts: None,
 ) -> Counts:
-    """Recognise every input not already in the ledger; the ledger then holds the whole job."""
+    """Recognise every input not already in the ledger; the ledger then holds the whole job.
+
+    ``strip_prefix`` comes off every input's name (the server names a job's inputs relative to its
+    upload or folder, never by a server path); ``client`` is who history records as asking."""
     slot = await pipeline.model()
     counts = Counts(total)
     ledger.start_run()
     pending: deque[str] = deque()  # hashes of the inputs sent to the pipeline, in order
     max_bytes = pipeline.settings.limits.max_image_bytes
-    misses = _misses(inputs.read(sources, max_bytes), ledger, slot, counts, pending, observe)
+    items = (_renamed(item, strip_prefix) for item in inputs.read(sources, max_bytes))
+    misses = _misses(items, ledger, slot, counts, pending, observe)
     window = 4 * pipeline.settings.batching.max_batch
-    async for result in pipeline.recognize_many(misses, options=options, source=source, window=window):
+    results = pipeline.recognize_many(misses, options=options, source=source, window=window, client=client)
+    async for result in results:
         ledger.add_result(pending.popleft(), schema.row_of(result))
         counts.done += 1
         counts.failed += result.error is not None
         observe(counts)
     ledger.commit()
     return counts
+
+
+def _renamed(item: inputs.Input, prefix: str) -> inputs.Input:
+    if prefix:
+        item.name = item.name.removeprefix(prefix)
+    return item
 
 
 def _misses(

@@ -100,3 +100,37 @@ users = Table(
     #: bumped on password change or removal: sessions issued before it stop working
     Column("session_epoch", Integer, nullable=False, server_default="0"),
 )
+
+#: folder jobs submitted over HTTP (``POST /v1/jobs``): the queue itself, so that a restarted
+#: server, or another worker, finds what is left to do; each job's files and ledger live in
+#: ``data_dir/jobs/<id>/``
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    #: queued, running, done, failed (cancelled jobs are deleted)
+    Column("state", String(16), nullable=False),
+    #: upload (a zip sent with the request) or folder (under RECOGNIZER_JOB_ROOTS)
+    Column("kind", String(16), nullable=False),
+    #: what the client named: the upload's file name, or the folder as given
+    Column("input", Text, nullable=False),
+    #: a folder job's real path on the server (never shown to clients)
+    Column("folder", Text),
+    #: {"top_k": ..., "groups": ...} as asked (null: the server's default)
+    Column("options", JSON, nullable=False),
+    Column("client", String(128)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    #: when the current (or last) run began: a resumed job's run starts again here
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("total", Integer, nullable=False, server_default="0"),
+    Column("done", Integer, nullable=False, server_default="0"),
+    Column("reused", Integer, nullable=False, server_default="0"),
+    Column("failed", Integer, nullable=False, server_default="0"),
+    #: new (not reused) inputs per second in the current run
+    Column("rate", Float),
+    #: why a failed job failed
+    Column("message", Text),
+    Index("ix_jobs_state", "state"),
+    Index("ix_jobs_created_at", "created_at"),
+)

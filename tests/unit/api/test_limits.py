@@ -16,6 +16,10 @@ def test_each_route_gets_the_limit_of_what_it_takes():
     # all-JSON tensors cost ~12x their size to parse: they get less room than binary ones
     assert limits.for_path("/v2/models/resnet18/infer", binary_tensors=False) == JSON_TENSOR_BYTES
     assert limits.for_path("/v1/models") == limits.for_path("/healthz") == OTHER_BYTES
+    # a folder job's zip: the configured upload limit, plus multipart framing
+    jobs = BodyLimits.from_settings(Settings(job_max_upload_bytes=5_000_000))
+    assert jobs.for_path("/v1/jobs") == 5_000_000 + ENVELOPE_BYTES
+    assert jobs.for_path("/v1/jobs/abc/results") == OTHER_BYTES
 
 
 def test_a_single_image_route_is_not_given_the_batch_limit():

@@ -39,6 +39,10 @@ EXPECTED_STATUS: dict[type[errors.RecognizerError], int] = {
     errors.RequestError: 422,
     errors.UnsupportedMediaError: 415,
     errors.RequestTooLargeError: 413,
+    errors.BadArchiveError: 422,  # a job's zip that is broken, empty or a bomb
+    errors.PathNotAllowedError: 403,  # a job's folder outside RECOGNIZER_JOB_ROOTS
+    errors.JobNotFinishedError: 409,
+    errors.JobQueueFullError: 429,
     errors.ImageError: 400,
     errors.EmptyImageError: 400,
     errors.NotAnImageError: 415,

@@ -93,3 +93,17 @@ def test_a_damaged_archive_is_refused_before_the_job_starts(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(ConfigError, match="not a readable archive"):
         inputs.count(inputs.resolve([str(bad)]))
+
+
+def test_a_zip_member_with_a_damaged_stream_is_an_error_row_and_the_rest_are_read(tmp_path):
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("1.jpg", b"A" * 5000)
+        zipped.writestr("2.jpg", b"B" * 5000)
+    data = bytearray(archive.read_bytes())
+    start = data.index(b"1.jpg") + len("1.jpg")  # the first member's compressed bytes follow its name
+    data[start + 2 : start + 12] = b"\xff" * 10
+    archive.write_bytes(bytes(data))
+    first, second = inputs.read(inputs.resolve([str(archive)]), 1 << 20)
+    assert first.error is not None and first.error.code == "unreadable_file"
+    assert second.error is None and second.data == b"B" * 5000
