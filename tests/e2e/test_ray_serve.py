@@ -175,6 +175,8 @@ def test_serve_on_ray_answers_like_the_plain_server_and_batches_once(
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
         assert _history_rows(url) == 1 + BURST
+        jobs = httpx.get(f"{url}/v1/jobs", timeout=10)  # replicas run no folder jobs, and say what does
+        assert jobs.status_code == 409 and "recognizer batch SRC --ray" in jobs.json()["detail"]
 
     assert process.returncode == 0, (tmp_path / "ray" / "server.log").read_text()[-3000:]
     assert "serving on http://127.0.0.1" in (tmp_path / "ray" / "server.log").read_text()

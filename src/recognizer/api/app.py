@@ -34,13 +34,27 @@ from recognizer.jobs.service import JobManager
 from recognizer.observability.metrics import Metrics, MetricsHook
 from recognizer.storage.history import History, open_database
 
+#: why /v1/jobs answers 409
+_NO_DATABASE = (
+    "folder jobs are kept in the database, and this server has none (RECOGNIZER_HISTORY=off "
+    "and no database yet): create it with `recognizer db upgrade`, or serve with history on"
+)
+_NO_JOBS_HERE = (
+    "folder jobs do not run on Ray Serve replicas (their uploads and ledgers live on one machine's "
+    "disk): use `recognizer batch SRC --ray`, or a plain `recognizer serve`"
+)
+
 
 def create_app(
-    settings: Settings | None = None, pipeline: Pipeline | None = None, hooks: tuple[Hook, ...] = ()
+    settings: Settings | None = None,
+    pipeline: Pipeline | None = None,
+    hooks: tuple[Hook, ...] = (),
+    run_jobs: bool = True,
 ) -> FastAPI:
     """The service: ``pipeline`` defaults to one built from ``settings``; the metrics hook, the
     history writer (unless ``--history off``) and ``hooks`` are added to it. Opening history checks
-    the database schema, so a stale one stops the start here, with the command that fixes it."""
+    the database schema, so a stale one stops the start here, with the command that fixes it.
+    ``run_jobs=False`` (Ray Serve replicas) answers the folder-job routes with 409."""
     settings = settings or Settings()
     metrics = Metrics()
     if pipeline is None:
@@ -59,7 +73,7 @@ def create_app(
     metrics.watch_hooks(pipeline.hooks)
     if history is not None:
         metrics.watch_history(history.writer)
-    jobs = JobManager(settings, pipeline, database) if database is not None else None
+    jobs = JobManager(settings, pipeline, database) if database is not None and run_jobs else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +104,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.history = history
     app.state.jobs = jobs
+    app.state.jobs_unavailable = _NO_DATABASE if run_jobs else _NO_JOBS_HERE
     app.state.access = Access(settings, database)
     metrics.watch_limiter(app.state.access.limiter)
     problems.install(app)

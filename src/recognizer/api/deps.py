@@ -29,10 +29,7 @@ def history_of(request: Request) -> History:
 def jobs_of(request: Request) -> JobManager:
     jobs = request.app.state.jobs
     if jobs is None:
-        raise FeatureUnavailableError(
-            "folder jobs are kept in the database, and this server has none (RECOGNIZER_HISTORY=off "
-            "and no database yet): create it with `recognizer db upgrade`, or serve with history on"
-        )
+        raise FeatureUnavailableError(request.app.state.jobs_unavailable)
     return jobs
 
 

@@ -187,7 +187,9 @@ class Replica:
         self.settings = settings
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self.settings, Pipeline(self.settings, batcher_factory=ServeBatcher))
+        return create_app(
+            self.settings, Pipeline(self.settings, batcher_factory=ServeBatcher), run_jobs=False
+        )
 
 
 # -- applications -----------------------------------------------------------------------------------
