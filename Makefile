@@ -28,14 +28,16 @@ test-fast:
 
 ## Engine/decode benchmarks, HTTP against a Flask baseline, then what recognition history costs
 ## (history on vs off, SQLite and PostgreSQL when one answers), access control (credentials
-## checked vs an open server) and folder jobs (throughput vs its bounds, resume, peak RSS on
-## 10,000 images); needs `apt-get install wrk`.
+## checked vs an open server), folder jobs (throughput vs its bounds, resume, peak RSS on
+## 10,000 images) and Ray on one machine (`--ray local` vs the plain commands, batch and serve);
+## needs `apt-get install wrk`.
 bench:
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/http_load.py --clients 1,8,32 --workers 1,2
 	$(BIN)/python benchmarks/history.py --clients 8 --workers 1,2
 	$(BIN)/python benchmarks/auth.py
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/scaleout.py
 
 fmt:
 	$(BIN)/ruff format src tests benchmarks tools
