@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from recognizer.inference import direct
 from recognizer.inference.loading import ModelChoice, choose_model, decode_limits, load_model
 from recognizer.jobs import inputs, runner, schema
 from recognizer.models import get_model_spec
+from recognizer.scaleout.cluster import check_reachable
 
 RAY_INSTALL = "pip install 'recognizer[ray]'"
 #: one batch running on an actor and one queued behind it, so an actor never waits for work and
@@ -50,8 +50,6 @@ DEFAULT_ACTOR_THREADS = 1
 #: settings the actors never need, kept off the cluster (Ray shows actors' arguments in its logs
 #: and dashboard): credentials and where the history database lives
 _DRIVER_ONLY = {"auth", "database_url"}
-#: how long a cluster address may take to accept a TCP connection before it is called unreachable
-CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,7 @@ def connected(address: str, local_cpus: int | None = None) -> Iterator[ModuleTyp
     if address == "local":
         where: dict[str, Any] = {"address": "local", "num_cpus": local_cpus}
     else:
-        _check_reachable(address)
+        check_reachable(address)
         where = {"address": address}
     try:
         ray.init(**where, include_dashboard=False, logging_level=logging.WARNING)
@@ -134,20 +132,6 @@ def connected(address: str, local_cpus: int | None = None) -> Iterator[ModuleTyp
         yield ray
     finally:
         ray.shutdown()
-
-
-def _check_reachable(address: str) -> None:
-    """Ray retries an address that does not answer for minutes; a plain TCP connect tells in seconds."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return  # "auto", or a form Ray resolves itself
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise ConfigError(
-            f"nothing answers at the Ray address {address!r} ({exc.strerror or exc}); check the head "
-            "node's address and port (6379, or 10001 for ray://), or use --ray local"
-        ) from None
 
 
 def _quiet_ray_data() -> None:

@@ -18,7 +18,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from recognizer.api import create_app
 from recognizer.config import BatchingSettings, ServerSettings, Settings
 from recognizer.errors import ConfigError, EngineError, FeatureUnavailableError, NotReadyError
 from recognizer.inference.pipeline import Pipeline, RunBatch
+from recognizer.scaleout.cluster import check_reachable
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -45,8 +45,6 @@ RAY_MISSING = "Ray Serve needs the ray extra: pip install 'recognizer[ray]'"
 #: the listen address a replica assumes where it cannot see the proxy's (``serve run``, config files):
 #: the network, so the access rules of a network address apply unless RECOGNIZER_HOST says otherwise
 UNKNOWN_PROXY_HOST = "0.0.0.0"
-#: how long a cluster address may take to accept a TCP connection before it is reported unreachable
-CONNECT_TIMEOUT_S = 5.0
 
 
 def ray_serve() -> ModuleType:
@@ -272,27 +270,13 @@ def _connect(ray: ModuleType, address: str) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # an offline service reports to no one
         extra["include_dashboard"] = False
     else:
-        _check_reachable(address)
+        check_reachable(address)
     try:
         ray.init(address=address, logging_level=logging.WARNING, **extra)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(
             f"cannot reach a Ray cluster at {address!r} ({_reason(exc)}): start one (`ray start --head`), "
             "name its address, or use --ray local"
-        ) from None
-
-
-def _check_reachable(address: str) -> None:
-    """Ray retries an address that does not answer for minutes; a plain TCP connect tells in seconds."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return  # "auto", or a form Ray resolves itself
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise ConfigError(
-            f"nothing answers at the Ray address {address!r} ({exc.strerror or exc}); check the head "
-            "node's address and port (6379, or 10001 for ray://), or use --ray local"
         ) from None
 
 
