@@ -72,6 +72,7 @@ def test_runtime_install_serves_a_cat_from_the_baked_artifact(runtime_venv, bake
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOGNIZER_")} | {
         "RECOGNIZER_CACHE_DIR": str(baked_cache),
         "TORCH_HOME": str(tmp_path / "torch-home"),
+        "RECOGNIZER_DATA_DIR": str(tmp_path / "data"),  # never the developer's own database
         "RECOGNIZER_THREADS": "2",
     }
     log = tmp_path / "server.log"
