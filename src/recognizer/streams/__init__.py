@@ -1,0 +1,1 @@
+"""Smart monitoring: video files and cameras, smoothed scores, alert rules and events."""
