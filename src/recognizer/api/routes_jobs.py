@@ -25,7 +25,7 @@ from recognizer.api.deps import client_of, jobs_of
 from recognizer.api.guard import require
 from recognizer.api.problems import redact, responses_for
 from recognizer.api.routes_v1 import Groups, TopK
-from recognizer.api.schemas import JobFolder, JobInfo, JobList
+from recognizer.api.schemas import BINARY, JobFolder, JobInfo, JobList, upload_body
 from recognizer.errors import JobNotFinishedError, NotFoundError
 from recognizer.jobs import schema
 from recognizer.jobs.service import JobManager
@@ -46,22 +46,7 @@ STREAM_MAX_S = 60.0
 RECONNECT_MS = 1000
 FINAL_STATES = (store.DONE, store.FAILED)
 
-SUBMIT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            },
-            "application/zip": {"schema": {"type": "string", "format": "binary"}},
-            "application/json": {"schema": JobFolder.model_json_schema()},
-        },
-    }
-}
+SUBMIT_BODY = upload_body({"application/zip": BINARY, "application/json": JobFolder.model_json_schema()})
 
 
 @router.post(

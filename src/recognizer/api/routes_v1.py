@@ -10,7 +10,7 @@ from recognizer.api.deps import client_of, pipeline_of, settings_of, source_of
 from recognizer.api.guard import charge, require
 from recognizer.api.limits import MAX_BATCH_FILES
 from recognizer.api.problems import error_body, responses_for
-from recognizer.api.schemas import BatchItem, BatchResponse, ClassifyResponse, ModelInfo
+from recognizer.api.schemas import BINARY, BatchItem, BatchResponse, ClassifyResponse, ModelInfo, upload_body
 from recognizer.api.uploads import read_uploads
 from recognizer.engines import available_engines
 from recognizer.inference.pipeline import Options
@@ -37,42 +37,10 @@ ModelName = Annotated[
     ),
 ]
 
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
-BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "array",
-                            "minItems": 1,
-                            "maxItems": MAX_BATCH_FILES,
-                            "items": {"type": "string", "format": "binary"},
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+IMAGE_BODY = upload_body({"image/*": BINARY})
+BATCH_BODY = upload_body(
+    {}, file={"type": "array", "minItems": 1, "maxItems": MAX_BATCH_FILES, "items": BINARY}
+)
 #: what classifying can answer besides 200: bad or unsupported images, a model that is unknown or
 #: not installed, a body over the limit, bad parameters, not ready yet
 CLASSIFY_ERRORS = responses_for(400, 404, 409, 413, 415, 422, 503)

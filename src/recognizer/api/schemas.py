@@ -6,6 +6,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+#: an OpenAPI schema for a file's bytes
+BINARY = {"type": "string", "format": "binary"}
+
+
+def upload_body(raw: dict[str, dict[str, object]], file: dict[str, object] = BINARY) -> dict[str, object]:
+    """``openapi_extra`` for a route that reads its body itself: a multipart ``file`` field, or the
+    body as one of ``raw``'s media types (media type -> schema). FastAPI cannot infer either."""
+    multipart = {"type": "object", "required": ["file"], "properties": {"file": file}}
+    content = {"multipart/form-data": {"schema": multipart}} | {t: {"schema": v} for t, v in raw.items()}
+    return {"requestBody": {"required": True, "content": content}}
+
 
 class PredictionOut(BaseModel):
     index: int = Field(description="ImageNet-1K class index, 0-999")
