@@ -45,23 +45,39 @@ def chromium() -> str:
 
 
 @contextmanager
-def running_server(root: Path, env: dict[str, str], *args: str) -> Iterator[str]:
-    """``recognizer serve`` on a free loopback port with ``env`` (on top of os.environ) and extra
-    ``args``, logging to ``root/server.log``; its URL once /readyz answers 200; stopped after."""
+def started_server(
+    root: Path,
+    env: dict[str, str],
+    *args: str,
+    program: Path | None = None,
+    log_name: str = "server.log",
+    ready_s: float = 180.0,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``recognizer serve`` (``program``, default this venv's) on a free loopback port with ``env``
+    (on top of os.environ) and extra ``args``, logging to ``root/log_name``; its URL and process once
+    /readyz answers 200; stopped after, unless the test already stopped or killed it."""
     port = _free_port()
-    log = root / "server.log"
-    script = Path(sys.executable).with_name("recognizer")
+    log = root / log_name
+    script = program or Path(sys.executable).with_name("recognizer")
     with log.open("w") as sink:
         process = subprocess.Popen(
             [script, "serve", "--port", str(port), *args], env=os.environ | env, stdout=sink, stderr=sink
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, log)
-        yield url
+        _wait_ready(url, process, log, ready_s)
+        yield url, process
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@contextmanager
+def running_server(root: Path, env: dict[str, str], *args: str) -> Iterator[str]:
+    """:func:`started_server` for tests that only need its URL."""
+    with started_server(root, env, *args) as (url, _):
+        yield url
 
 
 def server_env(torch_home: Path, artifact_cache: Path, **extra: str) -> dict[str, str]:

@@ -4,47 +4,25 @@ uninterrupted run's, byte for byte."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import SAMPLES_DIR
-from tests.e2e.conftest import _free_port, _wait_ready, server_env
+from tests.e2e.conftest import server_env, started_server
 
 pytestmark = pytest.mark.slow
 PHOTOS = 200
 
 
-@contextmanager
-def server(root: Path, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``recognizer serve`` and its process (``running_server`` hides it: this test kills it)."""
-    port = _free_port()
-    log = root / f"server-{port}.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [Path(sys.executable).with_name("recognizer"), "serve", "--port", str(port)],
-            env=os.environ | env,
-            stdout=sink,
-            stderr=sink,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log)
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
+def server(root: Path, env: dict[str, str]):
+    """The server and its process (this test kills it), a log per start."""
+    return started_server(root, env, log_name=f"server-{time.monotonic_ns()}.log")
 
 
 def job(url: str, job_id: str) -> dict:

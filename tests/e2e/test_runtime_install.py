@@ -20,7 +20,7 @@ import pytest
 from recognizer.export import artifacts
 from recognizer.models import get_model_spec
 from recognizer.models.weights import resolve_weights
-from tests.e2e.conftest import _free_port, _wait_ready
+from tests.e2e.conftest import _free_port, _wait_ready, started_server
 from tests.helpers import jpeg_bytes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,31 +68,17 @@ def test_runtime_install_has_no_export_toolchain(runtime_venv):
 
 
 def test_runtime_install_serves_a_cat_from_the_baked_artifact(runtime_venv, baked_cache, tmp_path, cat_photo):
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOGNIZER_")} | {
         "RECOGNIZER_CACHE_DIR": str(baked_cache),
         "TORCH_HOME": str(tmp_path / "torch-home"),
         "RECOGNIZER_DATA_DIR": str(tmp_path / "data"),  # never the developer's own database
         "RECOGNIZER_THREADS": "2",
     }
-    log = tmp_path / "server.log"
-    with log.open("w") as sink:
-        server = subprocess.Popen(
-            [str(runtime_venv / "bin" / "recognizer"), "serve", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, server, log, timeout=60)
+    with started_server(tmp_path, env, program=runtime_venv / "bin" / "recognizer", ready_s=60) as (url, _):
         ready = httpx.get(f"{url}/readyz").json()
         response = httpx.post(
             f"{url}/v1/classify", files={"file": ("cat.jpg", jpeg_bytes(cat_photo), "image/jpeg")}, timeout=30
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert (ready["model"], ready["engine"]) == ("efficientnet_lite0", "onnxruntime")
     assert response.status_code == 200, response.text
     assert response.json()["predictions"][0]["label"] in {"tabby", "tiger cat", "Egyptian cat"}
