@@ -88,12 +88,12 @@ def command(
     if fresh:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
+    progress = _progress(quiet, total)
     try:
-        counts = asyncio.run(_run(settings, resolved, total, ledger_path, out, format, quiet))
+        counts = asyncio.run(_run(settings, resolved, ledger_path, out, format, progress))
     except KeyboardInterrupt:
-        done = _progress.last.done if _progress.last else 0
         click.echo(
-            f"\nrecognizer: interrupted after {done} of {total} input(s); {out} was not written."
+            f"\nrecognizer: interrupted after {progress.done} of {total} input(s); {out} was not written."
             " Run the same command again to finish the rest.",
             err=True,
         )
@@ -104,11 +104,10 @@ def command(
 async def _run(
     settings: Settings,
     sources: list[inputs.Source],
-    total: int,
     ledger_path: Path,
     out: Path,
     format: str,
-    quiet: bool,
+    progress: _progress,
 ) -> runner.Counts:
     with exit_on_error():
         pipeline = Pipeline(settings)
@@ -118,14 +117,14 @@ async def _run(
             ledger = Ledger(ledger_path, runner.job_fingerprint(slot, settings, runner.Options()))
         started = time.perf_counter()
         try:
-            with _progress(quiet, total) as observe:
-                counts = await runner.run(pipeline, sources, ledger, total=total, observe=observe)
+            with progress as observe:
+                counts = await runner.run(pipeline, sources, ledger, total=progress.total, observe=observe)
             runner.write_output(ledger.rows(), out, format)
         finally:
             ledger.close()
     finally:
         await pipeline.stop()
-    if not quiet:
+    if not progress.quiet:
         _summary(counts, out, format, time.perf_counter() - started, slot.model.engine.name, slot.spec.name)
     elif counts.failed:
         click.echo(f"recognizer: {counts.failed} input(s) failed; their rows in {out} say why", err=True)
@@ -167,9 +166,6 @@ class _Rate(ProgressColumn):
 class _progress:
     """The progress bar on stderr (or nothing with --quiet); yields the runner's observer."""
 
-    #: the latest counts, for the message after Ctrl-C
-    last: runner.Counts | None = None
-
     def __init__(self, quiet: bool, total: int) -> None:
         self.quiet, self.total = quiet, total
         console = Console(stderr=True)
@@ -191,8 +187,12 @@ class _progress:
         self.bar.start()
         return self.observe
 
+    @property
+    def done(self) -> int:
+        """Inputs finished so far (what the message after Ctrl-C reports)."""
+        return int(self.bar.tasks[0].completed)
+
     def observe(self, counts: runner.Counts) -> None:
-        _progress.last = counts
         self.bar.update(self.task, completed=counts.done, failed=counts.failed)
 
     def __exit__(self, *exc: object) -> None:
