@@ -156,3 +156,36 @@ def cat_photo() -> Image.Image:
     from skimage import data
 
     return Image.fromarray(np.asarray(data.chelsea()))
+
+
+# -- video clips made at test time from the shared photos: a cat, then a dog, then a car ------------
+
+
+@pytest.fixture(scope="session")
+def slide_photos(tmp_path_factory: pytest.TempPathFactory, cat_photo: Image.Image) -> list[Path]:
+    folder = tmp_path_factory.mktemp("slides")
+    cat = folder / "cat.jpg"
+    cat_photo.save(cat, quality=92)
+    return [
+        cat,
+        SAMPLES_DIR / "n02099712_Labrador_retriever.JPEG",
+        SAMPLES_DIR / "n03100240_convertible.JPEG",
+    ]
+
+
+@pytest.fixture(scope="session")
+def slideshow_clip(tmp_path_factory: pytest.TempPathFactory, slide_photos: list[Path]) -> Path:
+    """9 s, 25 fps, 640x360 H.264, a keyframe every second: cat 0-3 s, dog 3-6 s, car 6-9 s."""
+    from tests.clips import make_clip
+
+    path = tmp_path_factory.mktemp("clips") / "slideshow.mp4"
+    return make_clip(path, slide_photos, seconds_each=3.0, fps=25, size=(640, 360), gop=25)
+
+
+@pytest.fixture(scope="session")
+def dense_keyframe_clip(tmp_path_factory: pytest.TempPathFactory, slide_photos: list[Path]) -> Path:
+    """The same slideshow with a keyframe every 0.4 s: sampling at 2 fps needs keyframes only."""
+    from tests.clips import make_clip
+
+    path = tmp_path_factory.mktemp("clips") / "dense.mp4"
+    return make_clip(path, slide_photos, seconds_each=3.0, fps=25, size=(640, 360), gop=10)

@@ -210,6 +210,48 @@ class AuthSettings(BaseSettings):
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS (default none).")
 
 
+class StreamSettings(BaseSettings):
+    """Video streams (``recognizer watch``, ``/v1/streams``): sampling, the watchdog, event sinks."""
+
+    model_config = _ENV
+
+    fps: float = Field(
+        2.0, gt=0, le=60, validation_alias="RECOGNIZER_STREAM_FPS", description="Frames sampled per second."
+    )
+    read_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=5,
+        validation_alias="RECOGNIZER_STREAM_READ_TIMEOUT_S",
+        description="A live source silent this long is lost (the watchdog's own limit, not FFmpeg's).",
+    )
+    reconnect_max_s: float = Field(
+        30.0,
+        gt=0,
+        validation_alias="RECOGNIZER_STREAM_RECONNECT_MAX_S",
+        description="Longest wait between reconnection attempts (exponential backoff with jitter).",
+    )
+    max_streams: int = Field(
+        16, ge=1, validation_alias="RECOGNIZER_MAX_STREAMS", description="Streams the server runs at most."
+    )
+    webhook_url: str | None = Field(
+        None, validation_alias="RECOGNIZER_WEBHOOK_URL", description="Where the webhook sink POSTs events."
+    )
+    webhook_secret: str | None = Field(
+        None,
+        validation_alias="RECOGNIZER_WEBHOOK_SECRET",
+        description="Signs each webhook body (HMAC-SHA256, header X-Recognizer-Signature).",
+    )
+    mqtt_url: str | None = Field(
+        None,
+        validation_alias="RECOGNIZER_MQTT_URL",
+        description="Broker of the MQTT sink, e.g. mqtt://127.0.0.1:1883.",
+    )
+    mqtt_topic: str = Field(
+        "recognizer", validation_alias="RECOGNIZER_MQTT_TOPIC", description="Prefix of the MQTT topics."
+    )
+
+
 #: section field -> its class; a flat keyword argument or CLI flag named like one of the class's
 #: fields goes to that section
 SECTIONS: dict[str, type[BaseSettings]] = {
@@ -220,6 +262,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "history": HistorySettings,
     "auth": AuthSettings,
     "jobs": JobSettings,
+    "streams": StreamSettings,
 }
 #: flat names that differ from the section's field name
 _FLAT_ALIASES = {
@@ -234,6 +277,9 @@ _FLAT_ALIASES = {
     "job_max_upload_bytes": ("jobs", "max_upload_bytes"),
     "job_max_inputs": ("jobs", "max_inputs"),
     "job_max_queued": ("jobs", "max_queued"),
+    "stream_fps": ("streams", "fps"),
+    "stream_read_timeout_s": ("streams", "read_timeout_s"),
+    "stream_reconnect_max_s": ("streams", "reconnect_max_s"),
 }
 
 
@@ -289,6 +335,7 @@ class Settings(BaseSettings):
     history: HistorySettings = Field(default_factory=HistorySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    streams: StreamSettings = Field(default_factory=StreamSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -28,7 +28,11 @@ sees on the command line and in HTTP problem responses::
     │   ├── BadArchiveError         a job's upload that is not a usable zip (broken, empty, a bomb)
     │   ├── PathNotAllowedError     a job's folder outside the server's allowed roots (403)
     │   ├── JobNotFinishedError     a job's results asked for before it is done (409)
-    │   └── JobQueueFullError       too many jobs already waiting (429)
+    │   ├── JobQueueFullError       too many jobs already waiting (429)
+    │   ├── BadSourceError          a stream source that cannot be used: unknown scheme, not a video,
+    │   │                           no such file or device, refused or unreachable (422)
+    │   ├── StreamExistsError       a stream name already in use (409)
+    │   └── TooManyStreamsError     the server runs its most streams already (429)
     └── ImageError                  the caller's input, never the server's fault
         ├── EmptyImageError
         ├── NotAnImageError         not a format we decode (PDF renamed .jpg, text)
@@ -160,6 +164,18 @@ class JobNotFinishedError(RequestError):
 
 class JobQueueFullError(RequestError):
     code = "job_queue_full"
+
+
+class BadSourceError(RequestError):
+    code = "bad_source"
+
+
+class StreamExistsError(RequestError):
+    code = "stream_exists"
+
+
+class TooManyStreamsError(RequestError):
+    code = "too_many_streams"
 
 
 class ImageError(RecognizerError):

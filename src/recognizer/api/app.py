@@ -20,6 +20,7 @@ from recognizer.api import (
     routes_jobs,
     routes_ops,
     routes_session,
+    routes_streams,
     routes_v1,
     routes_v2,
 )
@@ -33,6 +34,7 @@ from recognizer.inference.pipeline import Pipeline
 from recognizer.jobs.service import JobManager
 from recognizer.observability.metrics import Metrics, MetricsHook
 from recognizer.storage.history import History, open_database
+from recognizer.streams.service import StreamManager
 
 #: why /v1/jobs answers 409
 _NO_DATABASE = (
@@ -74,15 +76,22 @@ def create_app(
     if history is not None:
         metrics.watch_history(history.writer)
     jobs = JobManager(settings, pipeline, database) if database is not None and run_jobs else None
+    streams = StreamManager(settings, pipeline, database) if run_jobs else None
+    if streams is not None:
+        metrics.watch_streams(streams)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pipeline.start()
         if jobs is not None:
             jobs.start()  # runs jobs once the model is ready, those a previous run left first
+        if streams is not None:
+            streams.start()  # the streams the database holds start again
         try:
             yield
         finally:
+            if streams is not None:
+                await streams.stop()
             if jobs is not None:
                 await jobs.stop()  # before the pipeline: a running job stops and resumes next start
             await pipeline.stop()  # closes the hooks: the history queue is written out here
@@ -104,6 +113,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.history = history
     app.state.jobs = jobs
+    app.state.streams = streams
     app.state.jobs_unavailable = _NO_DATABASE if run_jobs else _NO_JOBS_HERE
     app.state.access = Access(settings, database)
     metrics.watch_limiter(app.state.access.limiter)
@@ -119,7 +129,15 @@ def create_app(
             expose_headers=["X-Request-Id", "X-Recognition-Id", "Retry-After", "RateLimit-Remaining"],
         )
     app.add_middleware(SecurityHeaders, tls=bool(settings.server.ssl_certfile))  # outermost
-    for module in (routes_v1, routes_v2, routes_ops, routes_history, routes_jobs, routes_session):
+    for module in (
+        routes_v1,
+        routes_v2,
+        routes_ops,
+        routes_history,
+        routes_jobs,
+        routes_streams,
+        routes_session,
+    ):
         app.include_router(module.router)
     app.include_router(routes_history.groups_router)
     docs.install(app)  # before the page: its /static/api-docs mount must win over /static

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from PIL import Image
 
 from recognizer.config import BatchingSettings, Settings
 from recognizer.errors import EngineError, HistoryUnavailableError, NotReadyError, RecognizerError
-from recognizer.imaging import PreparedInput, prepare_input
+from recognizer.imaging import PreparedInput, prepare_input, preprocess
 from recognizer.inference import direct
 from recognizer.inference.batcher import MicroBatcher
 from recognizer.inference.hooks import Hooks
@@ -247,6 +248,36 @@ class Pipeline:
             for task in in_flight:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def recognize_frame(
+        self,
+        image: Image.Image,
+        *,
+        model: str | None = None,
+        options: Options = Options(),
+        source: str = "stream",
+        name: str = "frame",
+    ) -> Recognition:
+        """A decoded video frame (already scaled by the reader) -> Recognition, through the same
+        batcher as uploads, so streams and HTTP share one model copy. Frames are not history rows
+        (a stream's events are), so the recognition hooks do not see them."""
+        slot = await self.model(model)
+        engine = slot.model.engine
+        result = Recognition(source, name, slot.spec.name, engine.name, engine.info.device)
+        result.width, result.height = image.size
+        start = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        slot.decoding += 1
+        try:
+            tensor = await loop.run_in_executor(self._decode_pool, preprocess, image, slot.spec.preprocessing)
+        finally:
+            slot.decoding -= 1
+        decoded = time.perf_counter()
+        logits = await slot.batcher.submit(tensor)
+        inferred = time.perf_counter()
+        self._label(slot, logits, options, result)
+        result.timing_ms = _timing(start, decoded, inferred, time.perf_counter())
+        return result
 
     async def infer_tensor(self, model: str, batch: np.ndarray) -> np.ndarray:
         """Raw tensor inference (Open Inference Protocol): caller-formed batch, no preprocessing."""

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
@@ -119,6 +119,8 @@ def multiprocess_dir() -> str | None:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        #: collectors read at each scrape (the streams)
+        self.collectors: list[Collector] = []
         #: set when the values live in files shared by all workers (see the module docstring)
         self.multiprocess_dir = multiprocess_dir()
         self.requests = Counter(
@@ -220,7 +222,13 @@ class Metrics:
             source = MultiProcessCollector(None, self.multiprocess_dir)
         registry = CollectorRegistry()
         registry.register(_WithMeanBatch(source))
+        for collector in self.collectors:
+            registry.register(collector)
         return generate_latest(registry)
+
+    def watch_streams(self, streams: Any) -> None:
+        """Per-stream figures, read from the streams at each scrape (from this process's streams)."""
+        self.collectors.append(StreamCollector(streams))
 
 
 class _Publisher:
@@ -314,3 +322,49 @@ class MetricsHook(Hook):
 
     def on_error(self, recognition: Recognition) -> None:
         self.metrics.image_errors.labels(recognition.error.code if recognition.error else "unknown").inc()
+
+
+class StreamCollector(Collector):
+    """fps in/processed, dropped frames, frame age, reconnects and events of each stream."""
+
+    _COUNTERS = (
+        ("frames_in", "recognizer_stream_frames_in", "Frames the source sent"),
+        ("processed", "recognizer_stream_frames_processed", "Sampled frames recognised"),
+        ("dropped", "recognizer_stream_frames_dropped", "Sampled frames replaced by a newer one before use"),
+        ("reconnects", "recognizer_stream_reconnects", "Reconnection attempts after the source was lost"),
+    )
+    _GAUGES = (
+        ("fps_in", "recognizer_stream_fps_in", "Frames per second the source sends (last 5 s)"),
+        ("fps_processed", "recognizer_stream_fps_processed", "Frames per second recognised (last 5 s)"),
+        ("frame_age_s", "recognizer_stream_frame_age_seconds", "Age of the last recognised frame"),
+        ("frame_age_p99_s", "recognizer_stream_frame_age_p99_seconds", "p99 frame age, last 500 frames"),
+    )
+
+    def __init__(self, streams: Any) -> None:
+        self._streams = streams
+
+    def collect(self) -> Iterator[Metric]:
+        statuses = self._streams.statuses()
+        for key, name, doc in self._COUNTERS:
+            family = CounterMetricFamily(name, doc, labels=["stream"])
+            for status in statuses:
+                family.add_metric([status["name"]], status[key])
+            yield family
+        for key, name, doc in self._GAUGES:
+            gauge = GaugeMetricFamily(name, doc, labels=["stream"])
+            for status in statuses:
+                if status[key] is not None:
+                    gauge.add_metric([status["name"]], status[key])
+            yield gauge
+        state = GaugeMetricFamily(
+            "recognizer_stream_state", "1 for the state each stream is in", labels=["stream", "state"]
+        )
+        for status in statuses:
+            state.add_metric([status["name"], status["state"]], 1)
+        yield state
+        events = CounterMetricFamily(
+            "recognizer_stream_events", "Events raised, by kind", labels=["stream", "kind"]
+        )
+        for (stream, kind), count in sorted(self._streams.event_counts().items()):
+            events.add_metric([stream, kind], count)
+        yield events

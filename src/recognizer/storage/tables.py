@@ -134,3 +134,35 @@ jobs = Table(
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_created_at", "created_at"),
 )
+
+#: video streams started over HTTP (``POST /v1/streams``): a restarted server starts them again
+streams = Table(
+    "streams",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    #: as given, credentials included (the server needs them to reconnect); answers show it redacted
+    Column("url", Text, nullable=False),
+    Column("fps", Float, nullable=False),
+    #: the rules as posted ({"defaults": ..., "rule": [...]}); null: one rule per built-in group
+    Column("rules", JSON),
+    Column("client", String(128)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+#: events the streams raised (the history sink), keyed by their deterministic id: a copy is ignored
+stream_events = Table(
+    "stream_events",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("stream", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("rule", String(128)),
+    #: stream time: seconds since the epoch for a live source, media seconds for a file
+    Column("at", Float, nullable=False),
+    Column("score", Float),
+    Column("duration_s", Float),
+    Column("label", Text),
+    Column("reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_stream_events_stream_at", "stream", "at"),
+)

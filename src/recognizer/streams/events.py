@@ -91,7 +91,7 @@ class StreamRules:
             transition = self.tracks[rule.name].observe(at, rule.score(result))
             if transition is not None:
                 events.extend(self._event(rule, transition, label))
-        return events
+        return sorted(events, key=lambda event: event.kind != "ended")  # what ended reads first
 
     def finish(self, at: float) -> list[Event]:
         """The source ended or the stream stopped: every active rule ends."""

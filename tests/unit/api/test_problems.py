@@ -43,6 +43,9 @@ EXPECTED_STATUS: dict[type[errors.RecognizerError], int] = {
     errors.PathNotAllowedError: 403,  # a job's folder outside RECOGNIZER_JOB_ROOTS
     errors.JobNotFinishedError: 409,
     errors.JobQueueFullError: 429,
+    errors.BadSourceError: 422,
+    errors.StreamExistsError: 409,
+    errors.TooManyStreamsError: 429,
     errors.ImageError: 400,
     errors.EmptyImageError: 400,
     errors.NotAnImageError: 415,

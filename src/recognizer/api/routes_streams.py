@@ -1,0 +1,126 @@
+"""Video streams run by the server: add, list, watch live, remove. Every route needs ``streams``.
+
+The streams themselves run in :mod:`recognizer.streams.service` on the server's pipeline. URLs come
+back with their credentials redacted, always; a stream's failures are its ``state`` and ``reason``,
+never an error of these routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from recognizer.api.deps import client_of
+from recognizer.api.guard import require
+from recognizer.api.problems import responses_for
+from recognizer.errors import FeatureUnavailableError
+from recognizer.streams.service import StreamManager
+
+router = APIRouter(prefix="/v1/streams", tags=["streams"])
+
+STREAMS = require("streams")
+StreamName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+#: Server-Sent Events: a status snapshot this often, and the stream ends after STREAM_MAX_S
+#: (EventSource reconnects by itself; uvicorn's graceful shutdown is never held up for long)
+STATUS_EVERY_S = 1.0
+STREAM_MAX_S = 60.0
+RECONNECT_MS = 1000
+
+
+class StreamRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=64, examples=["door"])
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="rtsp://, http(s)://, tcp://, a camera (/dev/video0) or a video file inside "
+        "RECOGNIZER_JOB_ROOTS",
+        examples=["rtsp://camera.local/stream1"],
+    )
+    fps: float | None = Field(None, gt=0, le=60, description="Frames sampled per second.")
+    rules: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        None, description='Alert rules as in a rules file: {"defaults": {...}, "rule": [...]}.'
+    )
+
+
+def streams_of(request: Request) -> StreamManager:
+    manager = request.app.state.streams
+    if manager is None:
+        raise FeatureUnavailableError(
+            "streams do not run on Ray Serve replicas; use a plain `recognizer serve`"
+        )
+    return manager
+
+
+@router.post("", status_code=201, dependencies=[STREAMS], responses=responses_for(403, 409, 422, 429))
+async def add_stream(request: Request, body: StreamRequest, response: Response) -> dict[str, Any]:
+    """Start watching a source. Connecting happens in the background: the answer's ``state`` is
+    ``connecting``, and a source that cannot be reached turns ``lost`` (live) or ``failed`` (file)
+    with a ``reason``, retried with backoff."""
+    manager = streams_of(request)
+    status = await manager.add(body.name, body.url, body.fps, body.rules, client_of(request))
+    response.headers["Location"] = f"{router.prefix}/{body.name}"
+    return status
+
+
+@router.get("", dependencies=[STREAMS], responses=responses_for(403))
+async def list_streams(request: Request) -> dict[str, Any]:
+    """Every stream: state, rates, frame age, reconnects, current labels and rule levels, last events."""
+    return {"streams": streams_of(request).statuses()}
+
+
+@router.get(
+    "/events",
+    dependencies=[STREAMS],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}} | responses_for(403),
+)
+async def stream_events(request: Request) -> StreamingResponse:
+    """Server-Sent Events: ``status`` (the same JSON as ``GET /v1/streams``) every second, and one
+    ``alert`` per event as it happens. Ends after a minute; EventSource reconnects by itself."""
+    manager = streams_of(request)
+    return StreamingResponse(
+        _events(manager),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(manager: StreamManager) -> AsyncIterator[str]:
+    queue = manager.subscribe()
+    try:
+        yield f"retry: {RECONNECT_MS}\n\n"
+        loop = asyncio.get_running_loop()
+        end = loop.time() + STREAM_MAX_S
+        next_status = loop.time()
+        while loop.time() < end:
+            if loop.time() >= next_status:
+                yield _sse("status", {"streams": manager.statuses()})
+                next_status = loop.time() + STATUS_EVERY_S
+            with contextlib.suppress(TimeoutError):
+                event = await asyncio.wait_for(queue.get(), max(0.05, next_status - loop.time()))
+                yield _sse("alert", event.as_dict())
+    finally:
+        manager.unsubscribe(queue)
+
+
+def _sse(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@router.get("/{name}", dependencies=[STREAMS], responses=responses_for(403, 404, 422))
+async def get_stream(request: Request, name: StreamName) -> dict[str, Any]:
+    return streams_of(request).status(name)
+
+
+@router.delete("/{name}", status_code=204, dependencies=[STREAMS], responses=responses_for(403, 404, 422))
+async def delete_stream(request: Request, name: StreamName) -> Response:
+    """Stop the stream (every thread of it joined) and forget it, also across restarts."""
+    await streams_of(request).remove(name)
+    return Response(status_code=204)

@@ -1,0 +1,135 @@
+"""``recognizer watch SOURCE...``: video files, cameras and stream URLs -> one line per event."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from recognizer.cli.common import exit_on_error, make_settings, model_options
+from recognizer.config import Settings
+from recognizer.inference import Pipeline
+from recognizer.streams import assembly
+from recognizer.streams.dispatch import Dispatcher
+from recognizer.streams.runner import StreamRunner, StreamSpec
+from recognizer.streams.sinks import StdoutSink
+from recognizer.streams.sources import parse_source
+
+
+@click.command("watch")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--fps", "stream_fps", type=float, help="Frames sampled per second (default 2).")
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Rules file (TOML or YAML); default: one rule per built-in label group, printed to stdout.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event instead of a line.")
+@click.option(
+    "--no-realtime",
+    is_flag=True,
+    help="Replay files as fast as the model allows, every sampled frame: the same event log every run.",
+)
+@click.option(
+    "--read-timeout",
+    "stream_read_timeout_s",
+    type=float,
+    help="Seconds of silence before a source is lost (max 5).",
+)
+@model_options
+def command(
+    sources: tuple[str, ...], rules_file: Path | None, as_json: bool, no_realtime: bool, **flags: Any
+) -> None:
+    """Watch SOURCES (video files, rtsp://, http(s)://, tcp:// URLs, /dev/video0 or a camera index) and
+    print one line per event (started, ended, source_lost, source_restored) until they end or Ctrl-C."""
+    settings = make_settings(**flags)
+    with exit_on_error():
+        parsed = [parse_source(text) for text in sources]
+    names = _names([source.display for source in parsed])
+    sys.exit(asyncio.run(_watch(settings, list(sources), names, rules_file, as_json, not no_realtime)))
+
+
+async def _watch(
+    settings: Settings,
+    urls: list[str],
+    names: list[str],
+    rules_file: Path | None,
+    as_json: bool,
+    realtime: bool,
+) -> int:
+    with exit_on_error():
+        pipeline = Pipeline(settings)
+    runners: list[StreamRunner] = []
+    dispatcher: Dispatcher | None = None
+    try:
+        with exit_on_error():
+            slot = await pipeline.wait_ready()
+            rules = assembly.rules_for(slot.model, rules_file)
+            state = _state(settings, rules)
+            stdout = StdoutSink(as_json, on_closed=lambda: [runner.stop() for runner in runners])
+            wanted = assembly.sink_names(rules, ["stdout"])
+            dispatcher = Dispatcher(
+                assembly.build_sinks(settings, wanted, state=state, stdout=stdout), claims=state
+            )
+            for url, name in zip(urls, names, strict=True):
+                spec = StreamSpec(name, url, settings.streams.fps, tuple(rules))
+                runners.append(
+                    assembly.make_runner(
+                        spec,
+                        settings,
+                        pipeline,
+                        dispatcher,
+                        slot.model,
+                        realtime=realtime,
+                        fail_fast=True,
+                        cooldowns=state,
+                    )
+                )
+        return await _run(runners)
+    finally:
+        if dispatcher is not None:
+            dispatcher.close()
+        await pipeline.stop()
+
+
+async def _run(runners: list[StreamRunner]) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: [runner.stop() for runner in runners])
+    await asyncio.gather(*(runner.run() for runner in runners))
+    failed = [r for r in runners if r.reader.stats.state == "failed"]
+    for runner in failed:
+        click.echo(
+            f"recognizer: error: {runner.reader.source.display}: {runner.reader.stats.reason}", err=True
+        )
+    if failed and all(r.reader.stats.sampled == 0 for r in failed):
+        return 2
+    return 1 if failed else 0
+
+
+def _state(settings: Settings, rules: list[Any]) -> Any:
+    """The shared state file, when a sink or a cooldown needs it to outlive this process."""
+    if not any(rule.cooldown_s or set(rule.sinks) - {"stdout"} for rule in rules):
+        return None
+    from recognizer.streams.state import StreamState
+
+    path = assembly.state_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return StreamState(path)
+
+
+def _names(displays: list[str]) -> list[str]:
+    """Short stream names for the event lines: the file's name or the URL's host and path."""
+    names = []
+    for display in displays:
+        name = Path(display).name if "://" not in display else display.split("://", 1)[1].split("@")[-1]
+        base, n = name, 2
+        while name in names:
+            name, n = f"{base}#{n}", n + 1
+        names.append(name)
+    return names

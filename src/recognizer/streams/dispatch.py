@@ -1,0 +1,59 @@
+"""Events -> sinks, once: de-duplicated by id, then handed to each sink the rule names.
+
+The :class:`Dispatcher` is shared by every stream of a process. With a state store it claims each
+event id before delivering it, so a replayed file, a restarted server or a second worker never
+sends the same event twice; a failing sink is logged and the others still get the event. Listeners
+(the server's Server-Sent Events) see every event too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from recognizer.streams.events import Event
+from recognizer.streams.sinks import Sink
+
+log = logging.getLogger("recognizer.streams")
+
+Listener = Callable[[Event], None]
+
+
+class Claims(Protocol):
+    def claim(self, event_id: str) -> bool: ...
+
+
+class Dispatcher:
+    def __init__(self, sinks: Iterable[Sink], claims: Claims | None = None) -> None:
+        self.sinks = {sink.name: sink for sink in sinks}
+        self.claims = claims
+        self.listeners: list[Listener] = []
+        #: events delivered, by kind (what the metrics report)
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def dispatch(self, event: Event, sink_names: Iterable[str]) -> bool:
+        """Deliver ``event`` to the named sinks (those configured); False if it was a duplicate."""
+        if self.claims is not None and not self.claims.claim(event.id):
+            log.info("event %s (%s %s) already sent; not again", event.id, event.stream, event.kind)
+            return False
+        key = (event.stream, event.kind)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        for name in dict.fromkeys(sink_names):
+            sink = self.sinks.get(name)
+            if sink is None:
+                continue
+            try:
+                sink.deliver(event)
+            except Exception:  # one sink's failure never stops the stream or the other sinks
+                log.exception("sink %s failed on event %s", name, event.id)
+        for listener in list(self.listeners):
+            listener(event)
+        return True
+
+    def close(self) -> None:
+        for sink in self.sinks.values():
+            try:
+                sink.close()
+            except Exception:
+                log.exception("closing sink %s failed", sink.name)

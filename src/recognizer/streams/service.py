@@ -1,0 +1,269 @@
+"""The server's streams (``/v1/streams``): started, listed, removed, and started again after a restart.
+
+Streams run as tasks on the server's event loop and go through the server's own pipeline, so
+uploads and streams share one model copy and one micro-batcher. With a database, the streams a
+client added are rows of the ``streams`` table and come back when the server starts; their events
+go to the ``stream_events`` table (the history sink). Every stream's events also reach the Live
+view's Server-Sent Events through :meth:`StreamManager.subscribe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from recognizer.config import Settings
+from recognizer.errors import (
+    ConfigError,
+    FeatureUnavailableError,
+    NotFoundError,
+    PathNotAllowedError,
+    RequestError,
+    StreamExistsError,
+    TooManyStreamsError,
+)
+from recognizer.inference.pipeline import Pipeline
+from recognizer.storage import streams as store
+from recognizer.streams import assembly
+from recognizer.streams.dispatch import Dispatcher
+from recognizer.streams.events import Event
+from recognizer.streams.runner import StreamRunner, StreamSpec
+from recognizer.streams.sinks import Sink
+from recognizer.streams.sources import parse_source
+
+log = logging.getLogger("recognizer.streams")
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class LogSink:
+    """``stdout`` on a server: one line per event in the server's log."""
+
+    name = "stdout"
+
+    def deliver(self, event: Event) -> None:
+        log.info("event %s", event.line())
+
+    def close(self) -> None:
+        return None
+
+
+class HistorySink:
+    """Events into the history database, on a thread of their own (the event loop never waits)."""
+
+    name = "history"
+
+    def __init__(self, database: Engine) -> None:
+        self.database = database
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="stream-events")
+
+    def deliver(self, event: Event) -> None:
+        row = {key: value for key, value in event.as_dict().items()}
+        self._pool.submit(self._write, row)
+
+    def _write(self, row: dict[str, Any]) -> None:
+        try:
+            store.record_event(self.database, row)
+        except Exception:
+            log.exception("history: event %s not recorded", row.get("id"))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class StreamManager:
+    def __init__(self, settings: Settings, pipeline: Pipeline, database: Engine | None) -> None:
+        self.settings, self.pipeline, self.database = settings, pipeline, database
+        self.runners: dict[str, StreamRunner] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.subscribers: set[asyncio.Queue[Event]] = set()
+        self.state: Any = None
+        self.dispatcher: Dispatcher | None = None
+        self._restore: asyncio.Task[None] | None = None
+        self._lock: int | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the streams lock, then start again the streams the database holds."""
+        self._lock = _take_lock(self.settings)
+        if self._lock is None:
+            log.info("streams run in another worker of this server; this one answers 409 for them")
+            return
+        if self.database is not None:
+            self._restore = asyncio.get_running_loop().create_task(self._restore_all())
+
+    def check_here(self) -> None:
+        """Streams run in one process per data folder (the one holding the lock): a second worker
+        would decode every camera twice."""
+        if self._lock is None:
+            raise FeatureUnavailableError(
+                "streams run in one worker of a server, and another worker of this one holds them: "
+                "serve streams with --workers 1 (the default)"
+            )
+
+    async def _restore_all(self) -> None:
+        rows = await asyncio.to_thread(store.all_rows, self.database)
+        for row in rows:
+            try:
+                await self._start(row["name"], row["url"], row["fps"], row["rules"])
+            except Exception as exc:  # one bad row (a deleted file, a renamed group) spares the others
+                log.warning("stream %s not restarted: %s", row["name"], exc)
+
+    async def stop(self) -> None:
+        if self._restore is not None:
+            self._restore.cancel()
+        for runner in self.runners.values():
+            runner.stop()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        if self.dispatcher is not None:
+            await asyncio.to_thread(self.dispatcher.close)
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the lock
+            self._lock = None
+
+    # -- what the routes call -----------------------------------------------------------------
+
+    async def add(
+        self, name: str, url: str, fps: float | None, rules: Any, client: str | None
+    ) -> dict[str, Any]:
+        if not NAME.match(name):
+            raise RequestError(
+                "a stream name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        if name in self.runners:
+            raise StreamExistsError(f"a stream named {name!r} exists; DELETE it first or pick another name")
+        if len(self.runners) >= self.settings.streams.max_streams:
+            raise TooManyStreamsError(
+                f"this server runs {len(self.runners)} streams, its most (RECOGNIZER_MAX_STREAMS)"
+            )
+        self._check_source(url)
+        fps = fps or self.settings.streams.fps
+        await self._start(name, url, fps, rules)
+        if self.database is not None:
+            row = {"name": name, "url": url, "fps": fps, "rules": rules, "client": client}
+            await asyncio.to_thread(store.add, self.database, row)
+        return self.runners[name].status()
+
+    async def remove(self, name: str) -> None:
+        runner = self.runners.pop(name, None)
+        if runner is None:
+            raise NotFoundError(f"no stream named {name!r}")
+        runner.stop()
+        task = self.tasks.pop(name)
+        await asyncio.gather(task, return_exceptions=True)
+        if self.database is not None:
+            await asyncio.to_thread(store.remove, self.database, name)
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [runner.status() for runner in self.runners.values()]
+
+    def status(self, name: str) -> dict[str, Any]:
+        if name not in self.runners:
+            raise NotFoundError(f"no stream named {name!r}")
+        return self.runners[name].status()
+
+    def event_counts(self) -> dict[tuple[str, str], int]:
+        return dict(self.dispatcher.counts) if self.dispatcher is not None else {}
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=100)
+        self.subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+        self.subscribers.discard(queue)
+
+    # -- inside -------------------------------------------------------------------------------
+
+    def _check_source(self, url: str) -> None:
+        source = parse_source(url, check_file=False)
+        if source.kind == "file":
+            real = Path(source.target).expanduser().resolve()
+            roots = self.settings.jobs.root_paths
+            if not any(real.is_relative_to(root) for root in roots):
+                raise PathNotAllowedError(
+                    f"video file {real} is outside RECOGNIZER_JOB_ROOTS",
+                    public="a video file on the server must be inside RECOGNIZER_JOB_ROOTS",
+                )
+            parse_source(str(real))
+
+    async def _start(self, name: str, url: str, fps: float, rules_json: Any) -> None:
+        slot = await self.pipeline.wait_ready()
+        try:
+            rules = assembly.rules_from_json(slot.model, rules_json)
+            dispatcher = await self._dispatcher()
+            missing = set(assembly.sink_names(rules)) - set(dispatcher.sinks)
+            if missing:
+                raise ConfigError(
+                    f"rules send to {', '.join(sorted(missing))}, which this server has not configured"
+                    " (RECOGNIZER_WEBHOOK_URL, RECOGNIZER_MQTT_URL, or history on)"
+                )
+        except ConfigError as exc:
+            raise RequestError(str(exc)) from None
+        spec = StreamSpec(name, url, fps, tuple(rules), sinks=tuple(dispatcher.sinks))
+        runner = assembly.make_runner(
+            spec, self.settings, self.pipeline, dispatcher, slot.model, cooldowns=self.state, check_file=False
+        )
+        self.runners[name] = runner
+        self.tasks[name] = asyncio.get_running_loop().create_task(self._run(name, runner))
+
+    async def _run(self, name: str, runner: StreamRunner) -> None:
+        try:
+            await runner.run()
+        except Exception:
+            log.exception("stream %s stopped unexpectedly", name)
+
+    async def _dispatcher(self) -> Dispatcher:
+        if self.dispatcher is None:
+            self.dispatcher = await asyncio.to_thread(self._build_dispatcher)
+            self.dispatcher.listeners.append(self._publish)
+        return self.dispatcher
+
+    def _build_dispatcher(self) -> Dispatcher:
+        from recognizer.streams.state import StreamState
+
+        path = assembly.state_path(self.settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.state = StreamState(path)
+        sinks: list[Sink] = [LogSink()]
+        if self.database is not None:
+            sinks.append(HistorySink(self.database))
+        names = [
+            n
+            for n, on in (
+                ("webhook", self.settings.streams.webhook_url),
+                ("mqtt", self.settings.streams.mqtt_url),
+            )
+            if on
+        ]
+        sinks += assembly.build_sinks(self.settings, names, state=self.state)
+        return Dispatcher(sinks, claims=self.state)
+
+    def _publish(self, event: Event) -> None:
+        for queue in list(self.subscribers):
+            if queue.full():  # a slow page: drop its oldest, never block a stream
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+
+def _take_lock(settings: Settings) -> int | None:
+    """An exclusive lock on ``data_dir/streams.lock`` (held until stop), or None if another process
+    of this data folder holds it."""
+    path = settings.data_dir.expanduser() / "streams.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
