@@ -55,6 +55,7 @@ def streams_of(request: Request) -> StreamManager:
         raise FeatureUnavailableError(
             "streams do not run on Ray Serve replicas; use a plain `recognizer serve`"
         )
+    manager.check_here()
     return manager
 
 
