@@ -73,8 +73,10 @@ async def _watch(
             state = _state(settings, rules)
             stdout = StdoutSink(as_json, on_closed=lambda: [runner.stop() for runner in runners])
             wanted = assembly.sink_names(rules, ["stdout"])
+            history = _history(settings) if "history" in wanted else None
             dispatcher = Dispatcher(
-                assembly.build_sinks(settings, wanted, state=state, stdout=stdout), claims=state
+                assembly.build_sinks(settings, wanted, state=state, stdout=stdout, history=history),
+                claims=state,
             )
             for url, name in zip(urls, names, strict=True):
                 spec = StreamSpec(name, url, settings.streams.fps, tuple(rules))
@@ -114,13 +116,22 @@ async def _run(runners: list[StreamRunner]) -> int:
 
 def _state(settings: Settings, rules: list[Any]) -> Any:
     """The shared state file, when a sink or a cooldown needs it to outlive this process."""
-    if not any(rule.cooldown_s or set(rule.sinks) - {"stdout"} for rule in rules):
+    if not any(rule.cooldown_s or set(rule.sinks) - {"stdout", "history"} for rule in rules):
         return None
     from recognizer.streams.state import StreamState
 
     path = assembly.state_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     return StreamState(path)
+
+
+def _history(settings: Settings) -> Any:
+    """The history sink: events into the history database (SQLite in the data folder by default)."""
+    from recognizer.storage.history import open_database
+    from recognizer.streams.service import HistorySink
+
+    database = open_database(settings.with_flags(history="on"))
+    return HistorySink(database) if database is not None else None
 
 
 def _names(displays: list[str]) -> list[str]:
