@@ -23,6 +23,7 @@ from recognizer.api import (
     routes_streams,
     routes_v1,
     routes_v2,
+    routes_webcam,
 )
 from recognizer.api.guard import Access, public
 from recognizer.api.limits import BodyLimits
@@ -140,6 +141,7 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(routes_history.groups_router)
+    routes_webcam.install(app)  # WS /v1/streams/webcam (see install: not an included router)
     docs.install(app)  # before the page: its /static/api-docs mount must win over /static
     _install_ui(app)
     return app

@@ -87,7 +87,14 @@ def command(
     click.echo(
         f"recognizer: serving on http://{server.host}:{server.port} ({server.workers} worker(s))", err=True
     )
-    common = {"host": server.host, "port": server.port, "log_level": "info", "access_log": server.access_log}
+    common = {
+        "host": server.host,
+        "port": server.port,
+        "log_level": "info",
+        "access_log": server.access_log,
+        # a webcam frame may be as large as an upload (uvicorn's own default is 16 MiB)
+        "ws_max_size": settings.limits.max_image_bytes + 65536,
+    }
     if server.ssl_certfile:
         common |= {
             "ssl_certfile": str(server.ssl_certfile),

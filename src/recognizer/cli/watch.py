@@ -19,6 +19,9 @@ from recognizer.streams.runner import StreamRunner, StreamSpec
 from recognizer.streams.sinks import StdoutSink
 from recognizer.streams.sources import parse_source
 
+#: how long `watch` waits at the end for the webhook receiver to take what is left
+DRAIN_S = 10.0
+
 
 @click.command("watch")
 @click.argument("sources", nargs=-1, required=True)
@@ -66,6 +69,7 @@ async def _watch(
         pipeline = Pipeline(settings)
     runners: list[StreamRunner] = []
     dispatcher: Dispatcher | None = None
+    state = None
     try:
         with exit_on_error():
             slot = await pipeline.wait_ready()
@@ -95,7 +99,7 @@ async def _watch(
         return await _run(runners)
     finally:
         if dispatcher is not None:
-            dispatcher.close()
+            await asyncio.to_thread(_close, dispatcher, state)
         await pipeline.stop()
 
 
@@ -114,15 +118,27 @@ async def _run(runners: list[StreamRunner]) -> int:
     return 1 if failed else 0
 
 
+def _close(dispatcher: Dispatcher, state: Any) -> None:
+    """Send what the webhook outbox holds (a short file's events) before leaving, then close."""
+    left = dispatcher.drain(DRAIN_S)
+    if left:
+        click.echo(
+            f"recognizer: {left} webhook event(s) not delivered yet; they stay in the outbox and go "
+            "with the next `watch` or the server",
+            err=True,
+        )
+    dispatcher.close()
+    if state is not None:
+        state.close()
+
+
 def _state(settings: Settings, rules: list[Any]) -> Any:
     """The shared state file, when a sink or a cooldown needs it to outlive this process."""
     if not any(rule.cooldown_s or set(rule.sinks) - {"stdout", "history"} for rule in rules):
         return None
     from recognizer.streams.state import StreamState
 
-    path = assembly.state_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return StreamState(path)
+    return StreamState(assembly.state_path(settings))
 
 
 def _history(settings: Settings) -> Any:

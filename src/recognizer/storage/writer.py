@@ -65,6 +65,11 @@ def insert_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
     connection.execute(statement, rows)
 
 
+#: frames of a live view (the page's webcam, up to ~15 a second): what they show is live, not a
+#: record; a stream's events are what history keeps of it
+LIVE_SOURCES = frozenset({"webcam"})
+
+
 class HistoryWriter(Hook):
     inline = True  # only enqueues
 
@@ -114,6 +119,8 @@ class HistoryWriter(Hook):
         self._enqueue(recognition)
 
     def _enqueue(self, recognition: Recognition) -> None:
+        if recognition.source in LIVE_SOURCES:
+            return
         if recognition.data is not None and not self._reserve(len(recognition.data)):
             recognition.data = None
         receipt: Future[None] | None = Future() if self.sync else None

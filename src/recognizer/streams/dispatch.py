@@ -51,6 +51,15 @@ class Dispatcher:
             listener(event)
         return True
 
+    def drain(self, timeout_s: float) -> int:
+        """Give durable sinks up to ``timeout_s`` to send what they hold; the count still pending."""
+        left = 0
+        for sink in self.sinks.values():
+            drain = getattr(sink, "drain", None)
+            if drain is not None and not drain(timeout_s):
+                left += sink.pending()  # type: ignore[attr-defined]
+        return left
+
     def close(self) -> None:
         for sink in self.sinks.values():
             try:

@@ -126,6 +126,8 @@ class StreamManager:
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         if self.dispatcher is not None:
             await asyncio.to_thread(self.dispatcher.close)
+        if self.state is not None:
+            self.state.close()
         if self._lock is not None:
             os.close(self._lock)  # closing the descriptor releases the lock
             self._lock = None
@@ -231,9 +233,7 @@ class StreamManager:
     def _build_dispatcher(self) -> Dispatcher:
         from recognizer.streams.state import StreamState
 
-        path = assembly.state_path(self.settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.state = StreamState(path)
+        self.state = StreamState(assembly.state_path(self.settings))
         sinks: list[Sink] = [LogSink()]
         if self.database is not None:
             sinks.append(HistorySink(self.database))

@@ -116,25 +116,19 @@ class StreamState:
         return None if row is None else OutboxRow(*row)
 
     def delivered(self, seq: int) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, delivered_at = ?, last_error = NULL WHERE seq = ?",
-                (self.clock(), seq),
-            )
+        self._attempted(seq, "delivered_at = ?, last_error = NULL", self.clock())
 
     def refused(self, seq: int, error: str) -> None:
         """The receiver will never take this row: out of the queue, kept with its reason."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, refused_at = ?, last_error = ? WHERE seq = ?",
-                (self.clock(), error[:500], seq),
-            )
+        self._attempted(seq, "refused_at = ?, last_error = ?", self.clock(), error[:500])
 
     def failed(self, seq: int, error: str, next_attempt_at: float) -> None:
+        self._attempted(seq, "last_error = ?, next_attempt_at = ?", error[:500], next_attempt_at)
+
+    def _attempted(self, seq: int, assignments: str, *values: object) -> None:
         with self._write() as db:
             db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE seq = ?",
-                (error[:500], next_attempt_at, seq),
+                f"UPDATE outbox SET attempts = attempts + 1, {assignments} WHERE seq = ?", (*values, seq)
             )
 
     def pending(self, url: str | None = None) -> int:

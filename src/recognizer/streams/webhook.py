@@ -27,6 +27,7 @@ the service runs in.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -92,7 +93,9 @@ class _Answer:
     @property
     def permanent(self) -> bool:
         status = self.status
-        return status is not None and (300 <= status < 400 or (400 <= status < 500 and status not in RETRIED_4XX))
+        return status is not None and (
+            300 <= status < 400 or (400 <= status < 500 and status not in RETRIED_4XX)
+        )
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -203,11 +206,9 @@ class WebhookSink:
         return True
 
     def _release(self) -> None:
-        if self._renew_at:
-            try:
+        if self._renew_at:  # it held the lease at some point
+            with contextlib.suppress(sqlite3.Error):  # closed or locked: the lease runs out anyway
                 self.state.release(self.url, self._owner)
-            except sqlite3.Error:
-                pass  # closed or locked: the lease runs out on its own
 
     def _attempt(self, row: OutboxRow) -> None:
         answer = self._post(row)
@@ -215,7 +216,9 @@ class WebhookSink:
             self.state.delivered(row.seq)
             self._note_recovered()
         elif answer.permanent:
-            log.warning("webhook: %s refused event %s (%s); not retried", redact(self.url), row.id, answer.detail)
+            log.warning(
+                "webhook: %s refused event %s (%s); not retried", redact(self.url), row.id, answer.detail
+            )
             self.state.refused(row.seq, answer.detail)
         else:
             self._note_failing(answer)
@@ -229,7 +232,9 @@ class WebhookSink:
 
     def _note_failing(self, answer: _Answer) -> None:
         if not self._failing:  # once per outage, not once per attempt
-            log.warning("webhook: %s unreachable (%s); retrying with backoff", redact(self.url), answer.detail)
+            log.warning(
+                "webhook: %s unreachable (%s); retrying with backoff", redact(self.url), answer.detail
+            )
         self._failing = True
 
     def _note_recovered(self) -> None:

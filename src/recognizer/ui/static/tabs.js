@@ -1,4 +1,4 @@
-// The page's two views as accessible tabs (WAI-ARIA tabs pattern, automatic activation):
+// The page's views (Classify, History, Live) as accessible tabs (WAI-ARIA tabs pattern, automatic activation):
 // arrow keys, Home and End move between them; the URL hash (#history) names the one shown,
 // so it can be linked, reloaded and reached with the browser's back button.
 const tabs = [...document.querySelectorAll('[role="tablist"] [role="tab"]')];
@@ -17,7 +17,8 @@ function select(tab, { focus = false, push = false } = {}) {
   if (push && location.hash !== hashOf(tab)) {
     history.pushState(null, "", hashOf(tab) || `${location.pathname}${location.search}`);
   }
-  // history.js listens: it loads (or refreshes) the History tab each time the tab is shown
+  // history.js and live.js listen: they load (or refresh) their tab each time it is shown, and live.js
+  // stops the camera and its event stream when another tab is
   document.dispatchEvent(new CustomEvent("recognizer:tab", { detail: tab.dataset.tab }));
 }
 
