@@ -135,5 +135,6 @@ def make_runner(
         reconnect_max_s=settings.streams.reconnect_max_s,
         fail_fast=fail_fast,
     )
-    rules = StreamRules(spec.name, list(spec.rules), cooldowns)
+    # A file's times are media seconds, starting again at 0 each run: its cooldowns are per run.
+    rules = StreamRules(spec.name, list(spec.rules), cooldowns if source.live else None)
     return StreamRunner(spec, reader, pipeline, dispatcher, rules, STREAM_OPTIONS)

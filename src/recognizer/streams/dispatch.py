@@ -18,6 +18,8 @@ from recognizer.streams.sinks import Sink
 log = logging.getLogger("recognizer.streams")
 
 Listener = Callable[[Event], None]
+#: sinks that show rather than send: every event goes to them, copies included
+CONSOLE = frozenset({"stdout"})
 
 
 class Claims(Protocol):
@@ -33,15 +35,17 @@ class Dispatcher:
         self.counts: dict[tuple[str, str], int] = {}
 
     def dispatch(self, event: Event, sink_names: Iterable[str]) -> bool:
-        """Deliver ``event`` to the named sinks (those configured); False if it was a duplicate."""
-        if self.claims is not None and not self.claims.claim(event.id):
-            log.info("event %s (%s %s) already sent; not again", event.id, event.stream, event.kind)
-            return False
+        """Deliver ``event`` to the named sinks (those configured). Sinks that reach the outside
+        (webhook, MQTT, history) get an event only the first time its id is claimed; the console
+        gets it every time (a replayed file prints its whole log). False if it was a copy."""
+        fresh = self.claims is None or self.claims.claim(event.id)
+        if not fresh:
+            log.info("event %s (%s %s) was sent before; not again", event.id, event.stream, event.kind)
         key = (event.stream, event.kind)
         self.counts[key] = self.counts.get(key, 0) + 1
         for name in dict.fromkeys(sink_names):
             sink = self.sinks.get(name)
-            if sink is None:
+            if sink is None or not (fresh or name in CONSOLE):
                 continue
             try:
                 sink.deliver(event)
@@ -49,7 +53,7 @@ class Dispatcher:
                 log.exception("sink %s failed on event %s", name, event.id)
         for listener in list(self.listeners):
             listener(event)
-        return True
+        return fresh
 
     def drain(self, timeout_s: float) -> int:
         """Give durable sinks up to ``timeout_s`` to send what they hold; the count still pending."""

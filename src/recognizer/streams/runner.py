@@ -132,8 +132,8 @@ class StreamRunner:
     def _emit(self, event: Event) -> None:
         rule = next((r for r in self.rules.rules if r.name == event.rule), None)
         sinks = rule.sinks if rule is not None and rule.sinks else self.spec.sinks
-        if self.dispatcher.dispatch(event, sinks):
-            self.events.appendleft(event)
+        self.dispatcher.dispatch(event, sinks)
+        self.events.appendleft(event)
 
     # -- what is shown ------------------------------------------------------------------------
 
