@@ -12,9 +12,22 @@ setup:
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	$(BIN)/recognizer export --engine onnxruntime > /dev/null
 
-## Debian's Chromium for the browser tests (needs root; skipped when already installed).
+## System packages the tests need (needs root; each installed only when missing, `apt-get update` only
+## then): Debian's Chromium for the browser tests; ffmpeg, and GStreamer's RTSP server with PyGObject
+## for /usr/bin/python3, for the stream tests' live RTSP/HTTP/TCP servers (tests/stream_servers.py).
+STREAM_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 browser:
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@chromium=; command -v chromium >/dev/null || chromium=chromium; \
+	debs=; command -v ffmpeg >/dev/null || debs=ffmpeg; \
+	for deb in $(STREAM_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$deb 2>/dev/null | grep -q 'ok installed' || debs="$$debs $$deb"; \
+	done; \
+	if [ -n "$$chromium$$debs" ]; then \
+	  echo apt-get install $$chromium $$debs; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
+	  { [ -z "$$chromium" ] || apt-get install -y -qq chromium >/dev/null; } && \
+	  { [ -z "$$debs" ] || apt-get install -y -qq --no-install-recommends $$debs >/dev/null; }; \
+	fi
 
 ## Everything CI runs: lint, then all tests (slow ones included).
 test:

@@ -279,7 +279,10 @@ class FrameReader:
                 return
             if plan.wants(packet, t, context):
                 self._decode_packet(packet, plan, conn)
-        conn.ended = not self.source.live
+        if self.source.live:  # a camera does not end: the server closed the connection or went away
+            conn.reason = "the source closed the stream"
+        else:
+            conn.ended = True
 
     def _decode_packet(self, packet: av.Packet, plan: _DecodePlan, conn: _Connection) -> None:
         start = time.perf_counter()

@@ -48,11 +48,10 @@ class Source:
         return self.kind != "file"
 
     def options(self) -> dict[str, str]:
-        """FFmpeg options per kind: RTSP over TCP (no lost UDP packets on a busy host), low delay."""
+        """FFmpeg options per kind: RTSP over TCP (no lost UDP packets on a busy host). No
+        ``nobuffer``: it throws away what probing read; the newest-frame slot keeps frames fresh."""
         if self.kind == "rtsp":
-            return {"rtsp_transport": "tcp", "fflags": "nobuffer"}
-        if self.kind in ("http", "tcp"):
-            return {"fflags": "nobuffer"}
+            return {"rtsp_transport": "tcp"}
         return {}
 
 
