@@ -69,6 +69,8 @@ class ReaderStats:
     decoded: int = 0
     keyframes_only: bool = False
     started: float = field(default_factory=time.monotonic)
+    #: time.monotonic() of the first frame published (time to first frame; benchmarks' clock)
+    first_frame: float | None = None
 
 
 class NewestFrame:
@@ -313,6 +315,8 @@ class FrameReader:
         at = time.time() if self.source.live else round(t, 3)
         self.stats.sampled += 1
         frame = Frame(image, at, time.monotonic(), self.stats.sampled, width, height)
+        if self.stats.first_frame is None:
+            self.stats.first_frame = frame.captured
         if self.stats.state != "live":
             self._set_state("live", None)
             if self._lost:
