@@ -42,7 +42,8 @@ test-fast:
 ## Engine/decode benchmarks, HTTP against a Flask baseline, then what recognition history costs
 ## (history on vs off, SQLite and PostgreSQL when one answers), access control (credentials
 ## checked vs an open server), folder jobs (throughput vs its bounds, resume, peak RSS on
-## 10,000 images) and Ray on one machine (`--ray local` vs the plain commands, batch and serve);
+## 10,000 images), Ray on one machine (`--ray local` vs the plain commands, batch and serve) and
+## video streams (720p 2-fps streams sustained, decode cost with and without shortcuts, event latency);
 ## needs `apt-get install wrk`.
 bench:
 	$(BIN)/python benchmarks/run.py
@@ -51,6 +52,7 @@ bench:
 	$(BIN)/python benchmarks/auth.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/scaleout.py
+	$(BIN)/python benchmarks/streams.py
 
 fmt:
 	$(BIN)/ruff format src tests benchmarks tools
