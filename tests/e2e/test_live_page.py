@@ -55,6 +55,8 @@ def live_server(tmp_path_factory, artifact_cache, slideshow_clip) -> Iterator[st
         tmp_path_factory.mktemp("torch-home"),
         artifact_cache,
         RECOGNIZER_JOB_ROOTS=str(slideshow_clip.parent),
+        # its own data folder: the streams lock is per folder, and other test servers share the default
+        RECOGNIZER_DATA_DIR=str(tmp_path_factory.mktemp("live-data")),
     )
     with running_server(tmp_path_factory.mktemp("live-server"), env) as url:
         yield url

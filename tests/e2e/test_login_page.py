@@ -86,7 +86,7 @@ def signed_in_as(page: Page, name: str, role: str) -> None:
     expect(page.locator("#whoami")).to_contain_text(f"Signed in as {name} ({role})")
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     expect(page.get_by_role("heading", name="Log in")).to_be_hidden()
-    expect(page.get_by_role("tab")).to_have_count(2)
+    expect(page.get_by_role("tab")).to_have_count(3)  # Classify, History, Live
 
 
 def classify(page: Page, photo: Path) -> str:
@@ -266,7 +266,7 @@ def test_an_open_server_shows_the_app_and_no_login(page: Page, page_log: PageLog
     """No users or keys on loopback: no login form, no "Signed in" line, every tab as before."""
     page.goto(server, wait_until="networkidle")
     expect(page.locator("#model-select option")).to_have_count(6)
-    expect(page.get_by_role("tab")).to_have_count(2)
+    expect(page.get_by_role("tab")).to_have_count(3)  # Classify, History, Live
     expect(page.locator("#panel-classify")).to_be_visible()
     expect(page.locator("#login-view")).to_be_hidden()
     expect(page.locator("#whoami")).to_be_hidden()

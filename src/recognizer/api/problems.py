@@ -237,8 +237,12 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """Every method some route serves at ``path`` (GET and DELETE on /v1/history, say)."""
     from recognizer.api.route_table import endpoints
 
+    routes = list(endpoints(app))
+    # A fixed path wins over a parameter that would match it too (/v1/streams/events is not the
+    # stream named "events"), as it does when requests are routed.
+    fixed = [route for route in routes if route.path == path]
     methods: set[str] = set()
-    for route in endpoints(app):
+    for route in fixed or routes:
         if route.path_regex.match(path):
             methods |= set(route.methods or ())
     return sorted(methods)

@@ -32,10 +32,15 @@ StreamName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z
 STATUS_EVERY_S = 1.0
 STREAM_MAX_S = 60.0
 RECONNECT_MS = 1000
+#: one Server-Sent Event as clients parse it: ``event`` is status or alert, ``data`` its JSON
+SSE_EVENT = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "retry": {"type": "integer"}},
+}
 
 
 class StreamRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=64, examples=["door"])
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", examples=["door"])
     url: str = Field(
         min_length=1,
         max_length=2048,
@@ -59,7 +64,7 @@ def streams_of(request: Request) -> StreamManager:
     return manager
 
 
-@router.post("", status_code=201, dependencies=[STREAMS], responses=responses_for(403, 409, 422, 429))
+@router.post("", status_code=201, dependencies=[STREAMS], responses=responses_for(400, 403, 409, 422, 429))
 async def add_stream(request: Request, body: StreamRequest, response: Response) -> dict[str, Any]:
     """Start watching a source. Connecting happens in the background: the answer's ``state`` is
     ``connecting``, and a source that cannot be reached turns ``lost`` (live) or ``failed`` (file)
@@ -70,7 +75,7 @@ async def add_stream(request: Request, body: StreamRequest, response: Response) 
     return status
 
 
-@router.get("", dependencies=[STREAMS], responses=responses_for(403))
+@router.get("", dependencies=[STREAMS], responses=responses_for(403, 409))
 async def list_streams(request: Request) -> dict[str, Any]:
     """Every stream: state, rates, frame age, reconnects, current labels and rule levels, last events."""
     return {"streams": streams_of(request).statuses()}
@@ -80,7 +85,7 @@ async def list_streams(request: Request) -> dict[str, Any]:
     "/events",
     dependencies=[STREAMS],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}} | responses_for(403),
+    responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}} | responses_for(403, 409),
 )
 async def stream_events(request: Request) -> StreamingResponse:
     """Server-Sent Events: ``status`` (the same JSON as ``GET /v1/streams``) every second, and one
@@ -115,12 +120,14 @@ def _sse(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-@router.get("/{name}", dependencies=[STREAMS], responses=responses_for(403, 404, 422))
+@router.get("/{name}", dependencies=[STREAMS], responses=responses_for(403, 404, 409, 422))
 async def get_stream(request: Request, name: StreamName) -> dict[str, Any]:
     return streams_of(request).status(name)
 
 
-@router.delete("/{name}", status_code=204, dependencies=[STREAMS], responses=responses_for(403, 404, 422))
+@router.delete(
+    "/{name}", status_code=204, dependencies=[STREAMS], responses=responses_for(403, 404, 409, 422)
+)
 async def delete_stream(request: Request, name: StreamName) -> Response:
     """Stop the stream (every thread of it joined) and forget it, also across restarts."""
     await streams_of(request).remove(name)

@@ -75,7 +75,8 @@ async def _watch(
             slot = await pipeline.wait_ready()
             rules = assembly.rules_for(slot.model, rules_file)
             state = _state(settings, rules)
-            stdout = StdoutSink(as_json, on_closed=lambda: [runner.stop() for runner in runners])
+            loop = asyncio.get_running_loop()
+            stdout = StdoutSink(as_json, on_closed=lambda: loop.call_soon_threadsafe(_stop_all, runners))
             wanted = assembly.sink_names(rules, ["stdout"])
             history = _history(settings) if "history" in wanted else None
             dispatcher = Dispatcher(
@@ -104,10 +105,21 @@ async def _watch(
 
 
 async def _run(runners: list[StreamRunner]) -> int:
+    """Until every source ends, Ctrl-C (a second one quits at once), or a source cannot start."""
     loop = asyncio.get_running_loop()
+
+    def interrupted(sig: signal.Signals) -> None:
+        _stop_all(runners)
+        loop.remove_signal_handler(sig)  # the next Ctrl-C is the default: leave now
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: [runner.stop() for runner in runners])
-    await asyncio.gather(*(runner.run() for runner in runners))
+        loop.add_signal_handler(sig, interrupted, sig)
+    watchdog = asyncio.create_task(_stop_when_one_cannot_start(runners))
+    outcomes = await asyncio.gather(*(runner.run() for runner in runners), return_exceptions=True)
+    watchdog.cancel()
+    for runner, outcome in zip(runners, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            click.echo(f"recognizer: error: {runner.spec.name}: stopped by {outcome!r}", err=True)
     failed = [r for r in runners if r.reader.stats.state == "failed"]
     for runner in failed:
         click.echo(
@@ -115,7 +127,21 @@ async def _run(runners: list[StreamRunner]) -> int:
         )
     if failed and all(r.reader.stats.sampled == 0 for r in failed):
         return 2
-    return 1 if failed else 0
+    return 1 if failed or any(isinstance(o, BaseException) for o in outcomes) else 0
+
+
+async def _stop_when_one_cannot_start(runners: list[StreamRunner]) -> None:
+    """A source that cannot start stops the whole command (exit 2), not after the others end."""
+    while True:
+        await asyncio.sleep(0.2)
+        if any(r.reader.stats.state == "failed" and r.reader.stats.sampled == 0 for r in runners):
+            _stop_all(runners)
+            return
+
+
+def _stop_all(runners: list[StreamRunner]) -> None:
+    for runner in runners:
+        runner.stop()
 
 
 def _close(dispatcher: Dispatcher, state: Any) -> None:

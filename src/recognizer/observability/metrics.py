@@ -344,7 +344,7 @@ class StreamCollector(Collector):
         self._streams = streams
 
     def collect(self) -> Iterator[Metric]:
-        statuses = self._streams.statuses()
+        statuses = self._streams.snapshot  # taken on the event loop: never read half-changed
         for key, name, doc in self._COUNTERS:
             family = CounterMetricFamily(name, doc, labels=["stream"])
             for status in statuses:
@@ -365,6 +365,6 @@ class StreamCollector(Collector):
         events = CounterMetricFamily(
             "recognizer_stream_events", "Events raised, by kind", labels=["stream", "kind"]
         )
-        for (stream, kind), count in sorted(self._streams.event_counts().items()):
+        for (stream, kind), count in sorted(self._streams.snapshot_counts.items()):
             events.add_metric([stream, kind], count)
         yield events

@@ -1,15 +1,20 @@
-"""Events -> sinks, once: de-duplicated by id, then handed to each sink the rule names.
+"""Events -> sinks, in order, off the event loop, each once where once matters.
 
-The :class:`Dispatcher` is shared by every stream of a process. With a state store it claims each
-event id before delivering it, so a replayed file, a restarted server or a second worker never
-sends the same event twice; a failing sink is logged and the others still get the event. Listeners
-(the server's Server-Sent Events) see every event too.
+The :class:`Dispatcher` is shared by every stream of a process. ``dispatch`` returns at once: the
+Live view's listeners are told on the caller's thread (the event loop), and the sinks get the event
+on the dispatcher's own thread, one event after another, so a slow disk or a locked state file never
+stalls a stream or an HTTP request. Sinks that keep their own key (the webhook outbox, the history
+table: both ignore an id they hold) get every event; MQTT, which cannot tell, gets an event only the
+first time its id is claimed in the shared state; the console shows every event, copies included
+(a replayed file prints its whole log). A failing sink is logged and the others still get the event.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from recognizer.streams.events import Event
@@ -18,8 +23,8 @@ from recognizer.streams.sinks import Sink
 log = logging.getLogger("recognizer.streams")
 
 Listener = Callable[[Event], None]
-#: sinks that show rather than send: every event goes to them, copies included
-CONSOLE = frozenset({"stdout"})
+#: sinks that need the shared claim to send an event once (the others de-duplicate by id themselves)
+CLAIMED = frozenset({"mqtt"})
 
 
 class Claims(Protocol):
@@ -31,32 +36,44 @@ class Dispatcher:
         self.sinks = {sink.name: sink for sink in sinks}
         self.claims = claims
         self.listeners: list[Listener] = []
-        #: events delivered, by kind (what the metrics report)
+        #: events raised, by (stream, kind): what the metrics report
         self.counts: dict[tuple[str, str], int] = {}
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sinks")
+        self._lock = threading.Lock()
 
-    def dispatch(self, event: Event, sink_names: Iterable[str]) -> bool:
-        """Deliver ``event`` to the named sinks (those configured). Sinks that reach the outside
-        (webhook, MQTT, history) get an event only the first time its id is claimed; the console
-        gets it every time (a replayed file prints its whole log). False if it was a copy."""
-        fresh = self.claims is None or self.claims.claim(event.id)
-        if not fresh:
-            log.info("event %s (%s %s) was sent before; not again", event.id, event.stream, event.kind)
+    def dispatch(self, event: Event, sink_names: Iterable[str]) -> None:
         key = (event.stream, event.kind)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        for name in dict.fromkeys(sink_names):
-            sink = self.sinks.get(name)
-            if sink is None or not (fresh or name in CONSOLE):
-                continue
-            try:
-                sink.deliver(event)
-            except Exception:  # one sink's failure never stops the stream or the other sinks
-                log.exception("sink %s failed on event %s", name, event.id)
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
         for listener in list(self.listeners):
             listener(event)
-        return fresh
+        names = [name for name in dict.fromkeys(sink_names) if name in self.sinks]
+        if names:
+            self._pool.submit(self._deliver, event, names)
+
+    def _deliver(self, event: Event, names: list[str]) -> None:
+        if self.claims is not None and CLAIMED & set(names) and not self._claim(event):
+            names = [name for name in names if name not in CLAIMED]
+        for name in names:
+            try:
+                self.sinks[name].deliver(event)
+            except Exception:  # one sink's failure never stops the stream or the other sinks
+                log.exception("sink %s failed on event %s", name, event.id)
+
+    def _claim(self, event: Event) -> bool:
+        try:
+            return self.claims.claim(event.id)  # type: ignore[union-attr]
+        except Exception:  # the state file failing: better a possible copy than a lost event
+            log.exception("could not claim event %s; sending it anyway", event.id)
+            return True
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every event dispatched so far has been handed to its sinks."""
+        self._pool.submit(lambda: None).result(timeout_s)
 
     def drain(self, timeout_s: float) -> int:
         """Give durable sinks up to ``timeout_s`` to send what they hold; the count still pending."""
+        self.flush()
         left = 0
         for sink in self.sinks.values():
             drain = getattr(sink, "drain", None)
@@ -65,6 +82,7 @@ class Dispatcher:
         return left
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         for sink in self.sinks.values():
             try:
                 sink.close()

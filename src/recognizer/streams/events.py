@@ -111,7 +111,9 @@ class StreamRules:
 
     def _event(self, rule: Rule, transition: Transition, label: str | None) -> list[Event]:
         if transition.kind == "started":
-            if not self.cooldowns.allow(self.stream, rule.name, transition.at, rule.cooldown_s):
+            if rule.cooldown_s > 0 and not self.cooldowns.allow(
+                self.stream, rule.name, transition.at, rule.cooldown_s
+            ):
                 self._muted.add(rule.name)
                 return []
             self._muted.discard(rule.name)

@@ -123,6 +123,8 @@ class Sampler:
         self.next_due: float | None = None
 
     def due(self, t: float) -> bool:
+        if self.next_due is not None and t < self.next_due - 2 * self.interval - 1.0:
+            self.next_due = None  # time went backwards (a camera's clock, a looped file): start again
         return self.next_due is None or t >= self.next_due - 1e-6
 
     def take(self, t: float) -> None:
@@ -172,16 +174,18 @@ class FrameReader:
 
     @property
     def finished(self) -> bool:
-        """The reader will produce no more frames (file ended, failed, or stopped)."""
-        return not self._supervisor.is_alive() and self.stats.state in ("ended", "failed", "stopped")
+        """The reader will produce no more frames: its supervisor has ended (or never started)."""
+        return self._supervisor.ident is not None and not self._supervisor.is_alive()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop and join every thread this reader started, waiting at most about ``timeout``."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop and join every thread this reader started, all against one deadline: by default
+        FFmpeg's own timeout (the read timeout + 1 s) and a margin, after which a thread blocked in a
+        read has returned."""
         self._stop.set()
-        if self._supervisor.is_alive():
-            self._supervisor.join(timeout)
-        for thread in self._threads:
-            thread.join(max(0.0, timeout))
+        deadline = time.monotonic() + (self.read_timeout_s + 1.5 if timeout is None else timeout)
+        for thread in [self._supervisor, *self._threads]:
+            if thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
         if self.stats.state not in ("ended", "failed"):
             self.stats.state = "stopped"
 
@@ -191,10 +195,21 @@ class FrameReader:
     # -- the supervisor: connect, watch, reconnect --------------------------------------------
 
     def _supervise(self) -> None:
+        try:
+            self._reconnecting()
+        except Exception as exc:  # a bug here must end the stream visibly, not leave it "live" forever
+            log.exception("stream %s: reader failed", self.source.display)
+            self._set_state("failed", f"reader failed ({type(exc).__name__})")
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
+
+    def _reconnecting(self) -> None:
         failures = 0
         while not self._stop.is_set():
             conn = self._attempt()
             if self._stop.is_set():
+                break
+            if conn.ended and self.stats.sampled == 0:
+                self._set_state("failed", "not a video: no frame could be decoded")
                 break
             if conn.ended:
                 self._set_state("ended", None)
@@ -208,7 +223,6 @@ class FrameReader:
             if self._stop.wait(delay * random.uniform(0.5, 1.0)):
                 break
             self.stats.reconnects += 1
-        self._threads = [thread for thread in self._threads if thread.is_alive()]
 
     def _attempt(self) -> _Connection:
         conn = _Connection()
@@ -227,7 +241,7 @@ class FrameReader:
     def _mark_lost(self, reason: str | None) -> None:
         was_live = self.stats.state == "live"
         self._set_state("lost", reason)
-        if was_live:
+        if was_live and not self._stop.is_set():
             self._lost = True
             self.on_source("lost", reason)
 
@@ -246,7 +260,9 @@ class FrameReader:
                 self.source.target,
                 format=self.source.format,
                 options=self.source.options(),
-                timeout=(self.read_timeout_s, self.read_timeout_s),
+                # FFmpeg's own timeout is only the backstop that lets an abandoned thread return:
+                # the watchdog (read_timeout_s) decides first, the same way for every source
+                timeout=(self.read_timeout_s + 1.0, self.read_timeout_s + 1.0),
             )
         except Exception as exc:  # FFmpeg's errors, OSError, or an unknown device: the reason is all we need
             conn.reason = describe(exc)
@@ -273,27 +289,32 @@ class FrameReader:
             if conn.abandoned.is_set() or self._stop.is_set():
                 return
             if packet.size == 0:  # the demuxer's final flush packet: drain the decoder's delayed frames
-                self._decode_packet(packet, plan, conn)
+                self._decode_packet(packet, plan, conn, None)
                 continue
             self.stats.frames_in += 1
             t = _packet_time(packet, stream, self.stats.frames_in)
             if not pacing.wait(t, conn):
                 return
             if plan.wants(packet, t, context):
-                self._decode_packet(packet, plan, conn)
+                self._decode_packet(packet, plan, conn, t)
         if self.source.live:  # a camera does not end: the server closed the connection or went away
             conn.reason = "the source closed the stream"
         else:
             conn.ended = True
 
-    def _decode_packet(self, packet: av.Packet, plan: _DecodePlan, conn: _Connection) -> None:
+    def _decode_packet(
+        self, packet: av.Packet, plan: _DecodePlan, conn: _Connection, packet_t: float | None
+    ) -> None:
         start = time.perf_counter()
         try:
             frames = packet.decode()
         except av.error.InvalidDataError:  # one damaged packet: the next keyframe recovers
             return
         for frame in frames:
-            t = frame.time if frame.time is not None else 0.0
+            # a source without frame timestamps (raw H.264, some MJPEG) is timed by its packets
+            t = frame.time if frame.time is not None else packet_t
+            if t is None:
+                continue
             if not plan.sampler.due(t):
                 continue
             plan.sampler.take(t)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from recognizer.errors import RecognizerError
@@ -37,8 +37,9 @@ class StreamSpec:
     """What a user asked for: everything needed to (re)start the stream."""
 
     name: str
-    url: str
-    fps: float
+    #: as given, credentials included: never in a repr or a log
+    url: str = field(repr=False)
+    fps: float = 2.0
     rules: tuple[Rule, ...] = ()
     #: sinks for source events and for rules that name none
     sinks: tuple[str, ...] = ("stdout",)
@@ -71,8 +72,8 @@ class StreamRunner:
     async def run(self) -> None:
         """Until the source ends or :meth:`stop`; every thread of the reader is joined on the way out."""
         loop = asyncio.get_running_loop()
-        self.reader.slot.notify = lambda: loop.call_soon_threadsafe(self._wake.set)
-        self.reader.on_source = lambda kind, reason: loop.call_soon_threadsafe(self._on_source, kind, reason)
+        self.reader.slot.notify = lambda: _call_soon(loop, self._wake.set)
+        self.reader.on_source = lambda kind, reason: _call_soon(loop, self._on_source, kind, reason)
         await self.pipeline.wait_ready()
         self.reader.start()
         try:
@@ -96,7 +97,7 @@ class StreamRunner:
             if frame is not None:
                 return frame
             if self.reader.finished:
-                return None
+                return self.reader.take()  # a last frame put just before the reader ended
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.25)
         return None
@@ -110,13 +111,24 @@ class StreamRunner:
             self.errors += 1
             log.warning("stream %s: frame %d not recognised: %s", self.spec.name, frame.number, exc)
             return
+        except Exception:  # a bug must cost one frame, never the stream
+            self.errors += 1
+            log.exception("stream %s: frame %d failed", self.spec.name, frame.number)
+            return
         self.ages.append(time.monotonic() - frame.captured)
         self.processed += 1
         self.last, self.last_at = result, frame.at
-        for event in self.rules.observe(frame.at, result):
+        try:
+            events = self.rules.observe(frame.at, result)
+        except Exception:  # the shared state file (cooldowns) failing: log, keep watching
+            log.exception("stream %s: rules failed on frame %d", self.spec.name, frame.number)
+            return
+        for event in events:
             self._emit(event)
 
     def _on_source(self, kind: str, reason: str | None) -> None:
+        if self._stopping:
+            return
         at = time.time()
         if kind == "lost":
             self._finish(at)
@@ -125,9 +137,15 @@ class StreamRunner:
         self._emit(Event(ident, name, self.spec.name, None, round(at, 3), reason=reason))  # type: ignore[arg-type]
 
     def _finish(self, at: float | None) -> None:
-        if at is not None:
-            for event in self.rules.finish(at):
-                self._emit(event)
+        if at is None:
+            return
+        try:
+            events = self.rules.finish(at)
+        except Exception:
+            log.exception("stream %s: rules failed at the end", self.spec.name)
+            return
+        for event in events:
+            self._emit(event)
 
     def _emit(self, event: Event) -> None:
         rule = next((r for r in self.rules.rules if r.name == event.rule), None)
@@ -178,6 +196,12 @@ class StreamRunner:
         return round((self._samples[-1][1] - first[1]) / span, 2), round(
             (self.processed - first[2]) / span, 2
         )
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    """From a reader thread onto the loop; a loop already closed (the stream is gone) is ignored."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def percentile(values: deque[float] | list[float], q: float) -> float:

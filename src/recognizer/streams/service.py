@@ -42,6 +42,8 @@ from recognizer.streams.sources import parse_source
 log = logging.getLogger("recognizer.streams")
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: names that are routes of their own under /v1/streams
+RESERVED = frozenset({"events", "webcam"})
 
 
 class LogSink:
@@ -88,23 +90,41 @@ class StreamManager:
         self.state: Any = None
         self.dispatcher: Dispatcher | None = None
         self._restore: asyncio.Task[None] | None = None
-        self._lock: int | None = None
+        self._flock: int | None = None
+        #: add, remove and the first build of the sinks, one at a time (a name is checked and taken,
+        #: or given back, without another request in between)
+        self._changes = asyncio.Lock()
+        #: what /metrics reads from its worker thread: refreshed on the loop, swapped whole
+        self.snapshot: list[dict[str, Any]] = []
+        self.snapshot_counts: dict[tuple[str, str], int] = {}
+        self._refresher: asyncio.Task[None] | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Take the streams lock, then start again the streams the database holds."""
-        self._lock = _take_lock(self.settings)
-        if self._lock is None:
+        self._flock = _take_lock(self.settings)
+        if self._flock is None:
             log.info("streams run in another worker of this server; this one answers 409 for them")
             return
+        loop = asyncio.get_running_loop()
+        self._refresher = loop.create_task(self._refresh_snapshot())
         if self.database is not None:
-            self._restore = asyncio.get_running_loop().create_task(self._restore_all())
+            self._restore = loop.create_task(self._restore_all())
+
+    async def _refresh_snapshot(self) -> None:
+        while True:
+            self.refresh()
+            await asyncio.sleep(1.0)
+
+    def refresh(self) -> None:
+        self.snapshot = self.statuses()
+        self.snapshot_counts = dict(self.dispatcher.counts) if self.dispatcher is not None else {}
 
     def check_here(self) -> None:
         """Streams run in one process per data folder (the one holding the lock): a second worker
         would decode every camera twice."""
-        if self._lock is None:
+        if self._flock is None:
             raise FeatureUnavailableError(
                 "streams run in one worker of a server, and another worker of this one holds them: "
                 "serve streams with --workers 1 (the default)"
@@ -114,13 +134,16 @@ class StreamManager:
         rows = await asyncio.to_thread(store.all_rows, self.database)
         for row in rows:
             try:
-                await self._start(row["name"], row["url"], row["fps"], row["rules"])
+                async with self._changes:
+                    await self._start(row["name"], row["url"], row["fps"], row["rules"])
             except Exception as exc:  # one bad row (a deleted file, a renamed group) spares the others
                 log.warning("stream %s not restarted: %s", row["name"], exc)
 
     async def stop(self) -> None:
-        if self._restore is not None:
-            self._restore.cancel()
+        for task in (self._restore, self._refresher):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for runner in self.runners.values():
             runner.stop()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
@@ -128,9 +151,9 @@ class StreamManager:
             await asyncio.to_thread(self.dispatcher.close)
         if self.state is not None:
             self.state.close()
-        if self._lock is not None:
-            os.close(self._lock)  # closing the descriptor releases the lock
-            self._lock = None
+        if self._flock is not None:
+            os.close(self._flock)  # closing the descriptor releases the lock
+            self._flock = None
 
     # -- what the routes call -----------------------------------------------------------------
 
@@ -141,29 +164,43 @@ class StreamManager:
             raise RequestError(
                 "a stream name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
-        if name in self.runners:
-            raise StreamExistsError(f"a stream named {name!r} exists; DELETE it first or pick another name")
-        if len(self.runners) >= self.settings.streams.max_streams:
-            raise TooManyStreamsError(
-                f"this server runs {len(self.runners)} streams, its most (RECOGNIZER_MAX_STREAMS)"
-            )
-        self._check_source(url)
+        if name in RESERVED:
+            raise StreamExistsError(f"the name {name!r} is taken by a route of /v1/streams; pick another")
+        url = self._checked_source(url)
         fps = fps or self.settings.streams.fps
-        await self._start(name, url, fps, rules)
-        if self.database is not None:
-            row = {"name": name, "url": url, "fps": fps, "rules": rules, "client": client}
-            await asyncio.to_thread(store.add, self.database, row)
-        return self.runners[name].status()
+        async with self._changes:
+            if name in self.runners:
+                raise StreamExistsError(
+                    f"a stream named {name!r} exists; DELETE it first or pick another name"
+                )
+            if len(self.runners) >= self.settings.streams.max_streams:
+                raise TooManyStreamsError(
+                    f"this server runs {len(self.runners)} streams, its most (RECOGNIZER_MAX_STREAMS)"
+                )
+            runner = await self._start(name, url, fps, rules)
+            if self.database is not None:
+                row = {"name": name, "url": url, "fps": fps, "rules": rules, "client": client}
+                try:
+                    await asyncio.to_thread(store.add, self.database, row)
+                except Exception:  # not kept, so not run: the client may retry
+                    await self._stop_runner(name)
+                    raise
+        self.refresh()
+        return runner.status()
 
     async def remove(self, name: str) -> None:
-        runner = self.runners.pop(name, None)
-        if runner is None:
-            raise NotFoundError(f"no stream named {name!r}")
+        async with self._changes:
+            if name not in self.runners:
+                raise NotFoundError(f"no stream named {name!r}")
+            await self._stop_runner(name)
+            if self.database is not None:
+                await asyncio.to_thread(store.remove, self.database, name)
+        self.refresh()
+
+    async def _stop_runner(self, name: str) -> None:
+        runner = self.runners.pop(name)
         runner.stop()
-        task = self.tasks.pop(name)
-        await asyncio.gather(task, return_exceptions=True)
-        if self.database is not None:
-            await asyncio.to_thread(store.remove, self.database, name)
+        await asyncio.gather(self.tasks.pop(name), return_exceptions=True)
 
     def statuses(self) -> list[dict[str, Any]]:
         return [runner.status() for runner in self.runners.values()]
@@ -172,9 +209,6 @@ class StreamManager:
         if name not in self.runners:
             raise NotFoundError(f"no stream named {name!r}")
         return self.runners[name].status()
-
-    def event_counts(self) -> dict[tuple[str, str], int]:
-        return dict(self.dispatcher.counts) if self.dispatcher is not None else {}
 
     def subscribe(self) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=100)
@@ -186,19 +220,22 @@ class StreamManager:
 
     # -- inside -------------------------------------------------------------------------------
 
-    def _check_source(self, url: str) -> None:
+    def _checked_source(self, url: str) -> str:
+        """The URL to keep and open: a file is its real path, inside the allowed roots."""
         source = parse_source(url, check_file=False)
-        if source.kind == "file":
-            real = Path(source.target).expanduser().resolve()
-            roots = self.settings.jobs.root_paths
-            if not any(real.is_relative_to(root) for root in roots):
-                raise PathNotAllowedError(
-                    f"video file {real} is outside RECOGNIZER_JOB_ROOTS",
-                    public="a video file on the server must be inside RECOGNIZER_JOB_ROOTS",
-                )
-            parse_source(str(real))
+        if source.kind != "file":
+            return url
+        real = Path(source.target).expanduser().resolve()  # printable, checked by parse_source
+        if not any(real.is_relative_to(root) for root in self.settings.jobs.root_paths):
+            raise PathNotAllowedError(
+                f"video file {real} is outside RECOGNIZER_JOB_ROOTS",
+                public="a video file on the server must be inside RECOGNIZER_JOB_ROOTS",
+            )
+        parse_source(str(real))
+        return str(real)
 
-    async def _start(self, name: str, url: str, fps: float, rules_json: Any) -> None:
+    async def _start(self, name: str, url: str, fps: float, rules_json: Any) -> StreamRunner:
+        """Build and start a runner (callers hold ``_changes``)."""
         slot = await self.pipeline.wait_ready()
         try:
             rules = assembly.rules_from_json(slot.model, rules_json)
@@ -217,6 +254,7 @@ class StreamManager:
         )
         self.runners[name] = runner
         self.tasks[name] = asyncio.get_running_loop().create_task(self._run(name, runner))
+        return runner
 
     async def _run(self, name: str, runner: StreamRunner) -> None:
         try:
@@ -231,9 +269,19 @@ class StreamManager:
         return self.dispatcher
 
     def _build_dispatcher(self) -> Dispatcher:
+        """The sinks this server has configured; nothing is kept open if one of them is refused."""
         from recognizer.streams.state import StreamState
 
-        self.state = StreamState(assembly.state_path(self.settings))
+        state = StreamState(assembly.state_path(self.settings))
+        try:
+            dispatcher = self._sinks(state)
+        except Exception:
+            state.close()
+            raise
+        self.state = state
+        return dispatcher
+
+    def _sinks(self, state: Any) -> Dispatcher:
         sinks: list[Sink] = [LogSink()]
         if self.database is not None:
             sinks.append(HistorySink(self.database))
@@ -245,8 +293,8 @@ class StreamManager:
             )
             if on
         ]
-        sinks += assembly.build_sinks(self.settings, names, state=self.state)
-        return Dispatcher(sinks, claims=self.state)
+        sinks += assembly.build_sinks(self.settings, names, state=state)
+        return Dispatcher(sinks, claims=state)
 
     def _publish(self, event: Event) -> None:
         for queue in list(self.subscribers):

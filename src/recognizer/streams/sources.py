@@ -25,7 +25,8 @@ _SCHEMES: dict[str, SourceKind] = {
     "https": "http",
     "tcp": "tcp",
 }
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
+#: user info runs to the authority's last "@" (FFmpeg splits there, so "p@ss" is one password)
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s]*@", re.IGNORECASE)
 _SECRET_QUERY = re.compile(
     r"(?P<key>(?:password|passwd|pass|pwd|token|key|secret|auth)=)[^&\s]*", re.IGNORECASE
 )
@@ -60,6 +61,23 @@ def parse_source(text: str, *, check_file: bool = True) -> Source:
     text = text.strip()
     if not text:
         raise BadSourceError(f"give a stream source: {ACCEPTED}")
+    if not text.isprintable() or not _encodable(text):
+        raise BadSourceError("a stream source must be printable text (no control characters)")
+    try:
+        return _parse(text, check_file)
+    except ValueError as exc:  # urlsplit's own refusals (a broken IPv6 host, a bad port)
+        raise BadSourceError(f"not a usable stream URL ({exc}); use {ACCEPTED}") from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from a JSON body
+        return False
+    return True
+
+
+def _parse(text: str, check_file: bool) -> Source:
     if text.isdigit():
         return _device(f"/dev/video{int(text)}", check_file)
     if text.startswith("/dev/video"):
@@ -68,6 +86,7 @@ def parse_source(text: str, *, check_file: bool = True) -> Source:
     if scheme in _SCHEMES:
         if not urlsplit(text).hostname:
             raise BadSourceError(f"stream URL {redact(text)} names no host")
+        urlsplit(text).port  # noqa: B018 (raises ValueError for a port that is not a number)
         return Source(_SCHEMES[scheme], text, redact(text))
     if scheme and scheme != "file":
         raise BadSourceError(f"unknown stream URL scheme {scheme}://; use {ACCEPTED}")

@@ -165,6 +165,20 @@ class StreamState:
             )
             return cursor.rowcount == 1
 
+    def lease_holder(self, url: str) -> str | None:
+        with self._read() as db:
+            row = db.execute("SELECT owner FROM senders WHERE url = ?", (url,)).fetchone()
+        return row[0] if row is not None else None
+
+    def take_over(self, url: str, dead: str, owner: str, ttl_s: float) -> bool:
+        """Take the lease of a holder known to be dead (a process of this host that has gone)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE senders SET owner = ?, until = ? WHERE url = ? AND owner = ?",
+                (owner, self.clock() + ttl_s, url, dead),
+            )
+            return cursor.rowcount == 1
+
     def release(self, url: str, owner: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM senders WHERE url = ? AND owner = ?", (url, owner))

@@ -33,8 +33,10 @@ import hmac
 import http.client
 import json
 import logging
+import os
 import random
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -124,7 +126,8 @@ class WebhookSink:
             raise ConfigError(f"webhook URL {redact(url)} must be http:// or https:// with a host")
         self.url, self.secret, self.state, self.clock = url, secret or None, state, clock
         self.max_backoff_s, self.timeout_s = max_backoff_s, timeout_s
-        self._owner = secrets.token_hex(8)
+        #: host:pid:random, so a sender on this host can tell that the holder of the lease has died
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._lease_s = timeout_s + 10.0
         self._renew_at = 0.0  # time.monotonic() when the lease is next renewed
         self._failing = False
@@ -157,7 +160,8 @@ class WebhookSink:
         A request in flight is not waited for past that: its row stays pending unless it finishes."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(1.0)
+        self._thread.join(1.0)  # a sender still in a request releases its lease when it returns;
+        # if this process ends first, the next sender on this host sees it dead and takes over
         if self._thread.is_alive():
             log.info("webhook: a request to %s is still in flight at close", redact(self.url))
 
@@ -201,7 +205,12 @@ class WebhookSink:
         if time.monotonic() < self._renew_at:
             return True
         if not self.state.lease(self.url, self._owner, self._lease_s):
-            return False
+            holder = self.state.lease_holder(self.url)
+            if holder is None or not _dead_here(holder):
+                return False
+            log.info("webhook: the sender that held %s has died; taking over", redact(self.url))
+            if not self.state.take_over(self.url, holder, self._owner, self._lease_s):
+                return False
         self._renew_at = time.monotonic() + self._lease_s / 3
         return True
 
@@ -267,3 +276,18 @@ def _retry_after(headers: object) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _dead_here(owner: str) -> bool:
+    """Is ``owner`` (host:pid:random) a process of this host that no longer runs?"""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

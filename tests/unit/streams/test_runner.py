@@ -12,7 +12,7 @@ from recognizer.streams.reader import FrameReader
 from recognizer.streams.runner import StreamRunner, StreamSpec, percentile
 from recognizer.streams.sources import parse_source
 
-INFER_S = 0.15
+INFER_S = 0.2
 
 
 class SlowPipeline:

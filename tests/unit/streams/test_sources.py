@@ -22,6 +22,7 @@ def test_secrets_in_query_strings_and_messages_are_redacted():
     assert redact("http://cam/x.mjpg?user=a&password=s3cret") == "http://cam/x.mjpg?user=a&password=***"
     text = "Connection to rtsp://u:p@h/x failed"
     assert redact(text) == "Connection to rtsp://***@h/x failed"
+    assert redact("rtsp://admin:p@ss@cam:554/x") == "rtsp://***@cam:554/x"  # FFmpeg splits at the last @
     assert "p@" not in describe(OSError("rtsp://u:p@h/x: refused"))
 
 
@@ -33,6 +34,9 @@ def test_secrets_in_query_strings_and_messages_are_redacted():
         ("/no/such/clip.mp4", "no such video file"),
         ("", "give a stream source"),
         ("/dev/video99", "no camera at /dev/video99"),
+        ("rtsp://cam:notaport/x", "not a usable stream URL"),
+        ("/videos/a\x00b.mp4", "printable"),
+        ("rtsp://cam/\ud800", "printable"),
     ],
 )
 def test_bad_sources_are_one_clear_line(text, message):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -275,3 +277,14 @@ def test_a_receiver_down_for_30_s_still_gets_every_event_exactly_once(state):
         sink.close()
         receiver.stop()
     assert_in_order_once(receiver, events)
+
+
+def test_a_dead_senders_lease_on_this_host_is_taken_over_at_once(receiver, state):
+    """A `watch` killed mid-send leaves its lease; the next one here sees that process gone."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert state.lease(receiver.url, f"{socket.gethostname()}:{dead.pid}:dead", 60.0)
+    sink = sink_for(receiver.url, state)
+    sink.deliver(make_events(1)[0])
+    assert sink.drain(5.0)  # not after the 60-s lease
+    sink.close()
