@@ -44,6 +44,7 @@ class StreamRequest(BaseModel):
     url: str = Field(
         min_length=1,
         max_length=2048,
+        pattern=r"^[ -~]+$",  # printable ASCII: percent-encode anything else (file:///videos/caf%C3%A9.mp4)
         description="rtsp://, http(s)://, tcp://, a camera (/dev/video0) or a video file inside "
         "RECOGNIZER_JOB_ROOTS",
         examples=["rtsp://camera.local/stream1"],

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from recognizer.errors import BadSourceError
 
@@ -90,7 +90,7 @@ def _parse(text: str, check_file: bool) -> Source:
         return Source(_SCHEMES[scheme], text, redact(text))
     if scheme and scheme != "file":
         raise BadSourceError(f"unknown stream URL scheme {scheme}://; use {ACCEPTED}")
-    path = Path(urlsplit(text).path if scheme == "file" else text).expanduser()
+    path = Path(unquote(urlsplit(text).path) if scheme == "file" else text).expanduser()
     if check_file and not path.is_file():
         raise BadSourceError(f"no such video file: {path}", public="no such video file")
     return Source("file", str(path), str(path))
@@ -106,12 +106,3 @@ def redact(text: str) -> str:
     """``rtsp://user:pass@host/x?token=abc`` -> ``rtsp://***@host/x?token=***``; also inside messages."""
     text = _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
     return _SECRET_QUERY.sub(lambda m: f"{m.group('key')}***", text)
-
-
-def without_credentials(url: str) -> str:
-    """The URL with no user info at all (a stable name to key state by)."""
-    parts = urlsplit(url)
-    if parts.hostname is None:
-        return url
-    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
