@@ -36,11 +36,14 @@ class Watch:
             text=True,
         )
         self.events: queue.Queue[dict] = queue.Queue()
+        self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         for line in self.process.stdout:
-            self.events.put(json.loads(line))
+            self.lines.append(line)  # checked in stop(), on the test's thread: events only
+            if line.strip():
+                self.events.put(json.loads(line) if line.lstrip().startswith("{") else {"kind": line})
 
     def next(self, kind: str, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
@@ -57,10 +60,11 @@ class Watch:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
         try:
-            _, err = self.process.communicate(timeout=20)
+            err = self.process.communicate(timeout=20)[1]
         except subprocess.TimeoutExpired:
             self.process.kill()
-            _, err = self.process.communicate()
+            err = self.process.communicate()[1]
+        assert all(line.startswith("{") for line in self.lines), self.lines  # --json: events only
         return self.process.returncode, err
 
 

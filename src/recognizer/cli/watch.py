@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -76,7 +77,11 @@ async def _watch(
             rules = assembly.rules_for(slot.model, rules_file)
             state = _state(settings, rules)
             loop = asyncio.get_running_loop()
-            stdout = StdoutSink(as_json, on_closed=lambda: loop.call_soon_threadsafe(_stop_all, runners))
+            stdout = StdoutSink(
+                as_json,
+                _events_only_stdout(),
+                on_closed=lambda: loop.call_soon_threadsafe(_stop_all, runners),
+            )
             wanted = assembly.sink_names(rules, ["stdout"])
             history = _history(settings) if "history" in wanted else None
             dispatcher = Dispatcher(
@@ -142,6 +147,16 @@ async def _stop_when_one_cannot_start(runners: list[StreamRunner]) -> None:
 def _stop_all(runners: list[StreamRunner]) -> None:
     for runner in runners:
         runner.stop()
+
+
+def _events_only_stdout() -> TextIO:
+    """stdout for the events alone: anything else that writes to file descriptor 1 (FFmpeg's and
+    GStreamer's native code, a stray print) goes to stderr instead, so ``--json`` output is only
+    JSON lines."""
+    sys.stdout.flush()
+    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    return events
 
 
 def _close(dispatcher: Dispatcher, state: Any) -> None:
