@@ -13,7 +13,6 @@ the two joined, streamed, so it never needs the job's rows in memory.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import sqlite3
@@ -24,6 +23,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from recognizer.errors import ConfigError
+from recognizer.interprocess import try_lock
 
 #: how far apart commits are at most: the work a kill can lose
 COMMIT_EVERY_S = 0.5
@@ -133,11 +133,8 @@ def read_rows(path: Path, *, errors_only: bool = False, limit: int | None = None
 
 
 def _exclusive(path: Path) -> IO[bytes]:
-    handle = path.open("ab")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
+    handle = try_lock(path, create=True)
+    if handle is None:
         raise ConfigError(
             f"another job is running with the ledger {path}; wait for it, or give this one its own output"
         ) from None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import secrets
 import shutil
@@ -30,6 +29,7 @@ from sqlalchemy import Engine
 from recognizer.config import Settings
 from recognizer.errors import JobQueueFullError, RecognizerError
 from recognizer.inference.pipeline import Options, Pipeline
+from recognizer.interprocess import try_lock
 from recognizer.jobs import inputs, runner
 from recognizer.jobs.intake import allowed_folder, check_zip, folder_sources
 from recognizer.jobs.ledger import Ledger, read_rows
@@ -195,7 +195,7 @@ class JobManager:
         """Unless another process runs the job: it finds the row gone within a second, stops, and
         removes them itself."""
         folder = self.root / job_id
-        lock = _try_lock(folder / LOCK)
+        lock = try_lock(folder / LOCK)
         if lock is not None or not (folder / LOCK).exists():
             shutil.rmtree(folder, ignore_errors=True)
         if lock is not None:
@@ -236,7 +236,7 @@ class JobManager:
     def _claim_sync(self) -> tuple[str, IO[bytes]] | None:
         """The oldest unfinished job nobody runs (its lock is free), marked running."""
         for job_id in store.active_ids(self.engine):
-            lock = _try_lock(self.root / job_id / LOCK)
+            lock = try_lock(self.root / job_id / LOCK)
             if lock is None:
                 continue  # running elsewhere, or another host's job
             if store.claim(self.engine, job_id):
@@ -341,7 +341,7 @@ class JobManager:
         for folder in self.root.iterdir():
             if folder.name in known or time.time() - folder.stat().st_mtime < ORPHAN_AGE_S:
                 continue
-            lock = _try_lock(folder / LOCK)
+            lock = try_lock(folder / LOCK)
             if lock is not None or not (folder / LOCK).exists():
                 shutil.rmtree(folder, ignore_errors=True)
                 log.info("jobs: removed %s, left by an upload that never finished", folder)
@@ -391,20 +391,6 @@ def _prefix(row: dict[str, Any], root: Path) -> str:
 def _new_job_folder(folder: Path) -> IO[bytes]:
     """The job's folder, its lock held: no other worker claims or sweeps it while it is filled."""
     folder.mkdir(parents=True)
-    lock = _try_lock(folder / LOCK, create=True)
+    lock = try_lock(folder / LOCK, create=True)
     assert lock is not None  # a new folder's new file
     return lock
-
-
-def _try_lock(path: Path, create: bool = False) -> IO[bytes] | None:
-    """``path`` opened and exclusively locked, or None if it is missing or someone holds it."""
-    try:
-        handle = open(path, "ab" if create else "rb")  # noqa: SIM115  # held until the job stops
-    except OSError:
-        return None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
-    return handle

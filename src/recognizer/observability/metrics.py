@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 
 from recognizer.inference.hooks import Hook, Hooks
 from recognizer.inference.results import Recognition
+from recognizer.interprocess import running
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -269,19 +270,9 @@ def forget_dead_workers(path: str) -> None:
     so ``livesum`` gauges count only the workers serving now."""
     pids = {int(match[1]) for name in os.listdir(path) if (match := _LIVE_GAUGE_FILE.fullmatch(name))}
     for pid in pids:
-        if not _running(pid):
+        if not running(pid):
             with contextlib.suppress(FileNotFoundError):  # another worker's scrape got there first
                 mark_process_dead(pid, path)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, someone else's
-        return True
-    return True
 
 
 class _WithMeanBatch(Collector):

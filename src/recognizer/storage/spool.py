@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from recognizer.interprocess import running
+
 log = logging.getLogger("recognizer.history")
 
 #: rows per INSERT when replaying
@@ -54,7 +56,7 @@ class Spool:
             pid = int(match[1])
             if pid == self.pid:
                 mine.append(path)
-            elif not _running(pid) and (claimed := self._claim(path)) is not None:
+            elif not running(pid) and (claimed := self._claim(path)) is not None:
                 mine.append(claimed)
         return mine
 
@@ -100,13 +102,3 @@ def _encode(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot spool {type(value).__name__}")
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: running
-        return True
-    return True

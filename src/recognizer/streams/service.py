@@ -10,13 +10,11 @@ view's Server-Sent Events through :meth:`StreamManager.subscribe`.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine
 
@@ -31,6 +29,7 @@ from recognizer.errors import (
     TooManyStreamsError,
 )
 from recognizer.inference.pipeline import Pipeline
+from recognizer.interprocess import try_lock
 from recognizer.storage import streams as store
 from recognizer.streams import assembly
 from recognizer.streams.dispatch import Dispatcher
@@ -90,7 +89,7 @@ class StreamManager:
         self.state: Any = None
         self.dispatcher: Dispatcher | None = None
         self._restore: asyncio.Task[None] | None = None
-        self._flock: int | None = None
+        self._flock: IO[bytes] | None = None
         #: add, remove and the first build of the sinks, one at a time (a name is checked and taken,
         #: or given back, without another request in between)
         self._changes = asyncio.Lock()
@@ -152,7 +151,7 @@ class StreamManager:
         if self.state is not None:
             self.state.close()
         if self._flock is not None:
-            os.close(self._flock)  # closing the descriptor releases the lock
+            self._flock.close()  # closing the file releases the lock
             self._flock = None
 
     # -- what the routes call -----------------------------------------------------------------
@@ -303,15 +302,9 @@ class StreamManager:
             queue.put_nowait(event)
 
 
-def _take_lock(settings: Settings) -> int | None:
+def _take_lock(settings: Settings) -> IO[bytes] | None:
     """An exclusive lock on ``data_dir/streams.lock`` (held until stop), or None if another process
     of this data folder holds it."""
     path = settings.data_dir.expanduser() / "streams.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        return None
-    return descriptor
+    return try_lock(path, create=True)

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from recognizer.errors import ConfigError
+from recognizer.interprocess import running
 from recognizer.streams.events import Event
 from recognizer.streams.sources import redact
 from recognizer.streams.state import OutboxRow, StreamState
@@ -282,12 +283,4 @@ def _dead_here(owner: str) -> bool:
     """Is ``owner`` (host:pid:random) a process of this host that no longer runs?"""
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return host == socket.gethostname() and pid.isdigit() and not running(int(pid))
