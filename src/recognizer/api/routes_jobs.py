@@ -8,7 +8,6 @@ the event loop; results stream from the job's ledger, so a 100,000-row job is ne
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -20,7 +19,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from recognizer import tabular
-from recognizer.api import job_uploads
+from recognizer.api import job_uploads, sse
 from recognizer.api.deps import client_of, jobs_of
 from recognizer.api.guard import require
 from recognizer.api.problems import redact, responses_for
@@ -40,10 +39,8 @@ ERRORS_SHOWN = 20
 #: Server-Sent Events: a progress event at most this often, and again after this long unchanged
 EVENT_EVERY_S = 0.5
 HEARTBEAT_S = 15.0
-#: a stream ends after this long even if its job has not: uvicorn's graceful shutdown waits for
-#: open responses, and EventSource clients reconnect by themselves (after RECONNECT_MS)
+#: a stream ends after this long even if its job has not (see recognizer.api.sse)
 STREAM_MAX_S = 60.0
-RECONNECT_MS = 1000
 FINAL_STATES = (store.DONE, store.FAILED)
 
 SUBMIT_BODY = upload_body({"application/zip": BINARY, "application/json": JobFolder.model_json_schema()})
@@ -108,8 +105,7 @@ async def job_status(request: Request, id: JobId) -> dict[str, Any]:
     "/{id}/events",
     dependencies=[JOBS],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}
-    | responses_for(404, 409, 422),
+    responses=sse.OPENAPI | responses_for(404, 409, 422),
 )
 async def job_events(request: Request, id: JobId) -> StreamingResponse:
     """Server-Sent Events: ``progress`` (the job's summary) at most twice a second while it changes,
@@ -117,11 +113,7 @@ async def job_events(request: Request, id: JobId) -> StreamingResponse:
     after a minute, without a final event: EventSource reconnects by itself; others ask again."""
     jobs = jobs_of(request)
     await _found(jobs, id)
-    return StreamingResponse(
-        _events(jobs, id),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse.response(_events(jobs, id))
 
 
 async def _events(jobs: JobManager, job_id: str) -> AsyncIterator[str]:
@@ -129,25 +121,21 @@ async def _events(jobs: JobManager, job_id: str) -> AsyncIterator[str]:
     sleep (Starlette listens for the disconnect)."""
     last: dict[str, Any] | None = None
     quiet = 0.0
-    yield f"retry: {RECONNECT_MS}\n\n"
+    yield sse.RETRY
     for _ in range(int(STREAM_MAX_S / EVENT_EVERY_S)):
         row = await jobs.view(job_id)
         if row is None:
-            yield _event("deleted", {"id": job_id})
+            yield sse.event("deleted", {"id": job_id})
             return
         summary = job_json(row)
         if row["state"] in FINAL_STATES:
-            yield _event(row["state"], summary)
+            yield sse.event(row["state"], summary)
             return
         if summary != last or quiet >= HEARTBEAT_S:
-            yield _event("progress", summary)
+            yield sse.event("progress", summary)
             last, quiet = summary, 0.0
         await asyncio.sleep(EVENT_EVERY_S)
         quiet += EVENT_EVERY_S
-
-
-def _event(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 @router.get(

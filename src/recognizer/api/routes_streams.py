@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from recognizer.api import sse
 from recognizer.api.deps import client_of
 from recognizer.api.guard import require
 from recognizer.api.problems import responses_for
@@ -28,15 +28,9 @@ router = APIRouter(prefix="/v1/streams", tags=["streams"])
 STREAMS = require("streams")
 StreamName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 #: Server-Sent Events: a status snapshot this often, and the stream ends after STREAM_MAX_S
-#: (EventSource reconnects by itself; uvicorn's graceful shutdown is never held up for long)
+#: (see recognizer.api.sse)
 STATUS_EVERY_S = 1.0
 STREAM_MAX_S = 60.0
-RECONNECT_MS = 1000
-#: one Server-Sent Event as clients parse it: ``event`` is status or alert, ``data`` its JSON
-SSE_EVENT = {
-    "type": "object",
-    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "retry": {"type": "integer"}},
-}
 
 
 class StreamRequest(BaseModel):
@@ -86,39 +80,31 @@ async def list_streams(request: Request) -> dict[str, Any]:
     "/events",
     dependencies=[STREAMS],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}} | responses_for(403, 409),
+    responses=sse.OPENAPI | responses_for(403, 409),
 )
 async def stream_events(request: Request) -> StreamingResponse:
     """Server-Sent Events: ``status`` (the same JSON as ``GET /v1/streams``) every second, and one
     ``alert`` per event as it happens. Ends after a minute; EventSource reconnects by itself."""
     manager = streams_of(request)
-    return StreamingResponse(
-        _events(manager),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse.response(_events(manager))
 
 
 async def _events(manager: StreamManager) -> AsyncIterator[str]:
     queue = manager.subscribe()
     try:
-        yield f"retry: {RECONNECT_MS}\n\n"
+        yield sse.RETRY
         loop = asyncio.get_running_loop()
         end = loop.time() + STREAM_MAX_S
         next_status = loop.time()
         while loop.time() < end:
             if loop.time() >= next_status:
-                yield _sse("status", {"streams": manager.statuses()})
+                yield sse.event("status", {"streams": manager.statuses()})
                 next_status = loop.time() + STATUS_EVERY_S
             with contextlib.suppress(TimeoutError):
                 event = await asyncio.wait_for(queue.get(), max(0.05, next_status - loop.time()))
-                yield _sse("alert", event.as_dict())
+                yield sse.event("alert", event.as_dict())
     finally:
         manager.unsubscribe(queue)
-
-
-def _sse(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 @router.get("/{name}", dependencies=[STREAMS], responses=responses_for(403, 404, 409, 422))
