@@ -18,7 +18,7 @@ from recognizer.inference.pipeline import Options, Pipeline
 from recognizer.streams.dispatch import Dispatcher
 from recognizer.streams.events import StreamRules
 from recognizer.streams.reader import FrameReader
-from recognizer.streams.rules import Rule, load_rules, parse_rule
+from recognizer.streams.rules import Rule, load_rules, parse_rule, parse_rules
 from recognizer.streams.runner import StreamRunner, StreamSpec
 from recognizer.streams.sinks import Sink, StdoutSink
 from recognizer.streams.sources import parse_source
@@ -50,15 +50,7 @@ def rules_from_json(model: LoadedModel, data: Any) -> list[Rule]:
         data = {"rule": data}
     if not isinstance(data, dict):
         raise ConfigError("rules must be an object with defaults and rule, or a list of rules")
-    defaults = data.get("defaults", {})
-    entries = data.get("rule", data.get("rules"))
-    if not isinstance(defaults, dict) or not isinstance(entries, list) or not entries:
-        raise ConfigError("rules: give at least one rule (a list of objects with a name)")
-    rules = [parse_rule(entry, defaults, model.labels, model.groups, "rules") for entry in entries]
-    names = [rule.name for rule in rules]
-    if len(set(names)) != len(names):
-        raise ConfigError("rules: every rule needs its own name")
-    return rules
+    return parse_rules(data, model.labels, model.groups, "rules")
 
 
 def sink_names(rules: Iterable[Rule], base: Iterable[str] = ()) -> list[str]:

@@ -65,21 +65,26 @@ class Rule:
 
 def load_rules(path: Path, labels: tuple[ClassLabel, ...], groups: LabelGroups) -> list[Rule]:
     """A rules file, read and checked against the model's labels and groups."""
-    data = _read(path)
+    return parse_rules(_read(path), labels, groups, f"rules file {path}")
+
+
+def parse_rules(
+    data: dict[str, Any], labels: tuple[ClassLabel, ...], groups: LabelGroups, where: str
+) -> list[Rule]:
+    """Rules as a file or ``POST /v1/streams`` gives them (``{"defaults": ..., "rule": [...]}``),
+    every check made, each failure one line that starts with ``where``."""
     unknown = set(data) - {"defaults", "rule", "rules"}
     if unknown:
-        raise ConfigError(
-            f"rules file {path}: unknown section(s) {', '.join(sorted(unknown))}; use defaults, rule"
-        )
+        raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}; use defaults, rule")
     defaults = data.get("defaults", {})
     entries = data.get("rule", data.get("rules", []))
     if not isinstance(defaults, dict) or not isinstance(entries, list) or not entries:
-        raise ConfigError(f"rules file {path}: give at least one [[rule]] (a list of tables)")
-    rules = [parse_rule(entry, defaults, labels, groups, f"rules file {path}") for entry in entries]
+        raise ConfigError(f"{where}: give at least one [[rule]] (a list of tables, or of JSON objects)")
+    rules = [parse_rule(entry, defaults, labels, groups, where) for entry in entries]
     names = [rule.name for rule in rules]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
-        raise ConfigError(f"rules file {path}: rule name(s) {', '.join(twice)} used twice; names must differ")
+        raise ConfigError(f"{where}: rule name(s) {', '.join(twice)} used twice; names must differ")
     return rules
 
 
