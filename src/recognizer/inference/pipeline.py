@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -36,6 +36,7 @@ from recognizer.inference.results import Recognition
 from recognizer.models import ModelSpec, get_model_spec
 
 log = logging.getLogger("recognizer.pipeline")
+T = TypeVar("T")
 
 #: how long an answer waits for hooks that must finish first (history with sync durability): past
 #: SQLite's 10-s busy timeout, so a locked database still ends in a spooled row rather than a 503
@@ -266,12 +267,7 @@ class Pipeline:
         result = Recognition(source, name, slot.spec.name, engine.name, engine.info.device)
         result.width, result.height = image.size
         start = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        slot.decoding += 1
-        try:
-            tensor = await loop.run_in_executor(self._decode_pool, preprocess, image, slot.spec.preprocessing)
-        finally:
-            slot.decoding -= 1
+        tensor = await self._on_decode_pool(slot, preprocess, image, slot.spec.preprocessing)
         decoded = time.perf_counter()
         logits = await slot.batcher.submit(tensor)
         inferred = time.perf_counter()
@@ -328,14 +324,18 @@ class Pipeline:
             )
 
     async def _decode(self, slot: ModelSlot, data: bytes, result: Recognition) -> PreparedInput:
-        slot.decoding += 1  # only touched on the event loop thread
-        try:
-            loop = asyncio.get_running_loop()
-            prepared = await loop.run_in_executor(self._decode_pool, self._prepare, slot.spec, data, result)
-        finally:
-            slot.decoding -= 1
+        prepared = await self._on_decode_pool(slot, self._prepare, slot.spec, data, result)
         result.width, result.height = prepared.width, prepared.height
         return prepared
+
+    async def _on_decode_pool(self, slot: ModelSlot, work: Callable[..., T], *args: object) -> T:
+        """``work(*args)`` on the decode pool, counted as an input on its way to ``slot``'s batcher
+        (which waits for such inputs, and only for them)."""
+        slot.decoding += 1  # only touched on the event loop thread
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._decode_pool, work, *args)
+        finally:
+            slot.decoding -= 1
 
     def _prepare(self, spec: ModelSpec, data: bytes, result: Recognition) -> PreparedInput:
         result.sha256 = hashlib.sha256(data).hexdigest()  # a rejected input is still identified
