@@ -34,11 +34,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from serving import machine, status_kb
+from serving import save_report, status_kb
 
 from recognizer.config import Settings
 from recognizer.imaging import find_images, prepare_input
@@ -48,7 +47,6 @@ from recognizer.jobs import inputs, runner
 from recognizer.jobs.ledger import Ledger
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 SAMPLES = HERE.parents[1] / "shared" / "data" / "imagenet-samples"
 RECOGNIZER = Path(sys.executable).parent / "recognizer"
 
@@ -279,17 +277,7 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as scratch:
         report = measure(args, Path(scratch))
-    report |= {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python benchmarks/batch.py " + " ".join(sys.argv[1:]),
-        "runtime_s": round(time.perf_counter() - started),
-        "machine": machine(),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"batch-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    save_report("batch", report, started, markdown)
     return 0
 
 

@@ -5,6 +5,7 @@ Imported by the scripts beside it (``python benchmarks/X.py`` puts this folder o
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -130,3 +132,21 @@ def wrk(
 def _latency(output: str, percentile: str) -> float:
     value, unit = re.search(rf"\s{percentile}%\s+([\d.]+)(us|ms|s)", output).groups()
     return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 1)
+
+
+def save_report(name: str, report: dict, started: float, markdown: Callable[[dict], str]) -> None:
+    """Stamp ``report`` (date, command, run time, machine), write it to
+    ``benchmarks/results/NAME-<UTC time>.{json,md}`` (git ignores them) and print the table."""
+    now = datetime.now(UTC)
+    report |= {
+        "date": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": f"python benchmarks/{name}.py " + " ".join(sys.argv[1:]),
+        "runtime_s": round(time.perf_counter() - started),
+        "machine": machine(),
+    }
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    stem = results / f"{name}-{now.strftime('%Y%m%dT%H%M%S')}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))

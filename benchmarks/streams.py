@@ -34,13 +34,12 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from serving import machine
+from serving import save_report
 
 from recognizer.config import Settings
 from recognizer.inference import Pipeline
@@ -52,7 +51,6 @@ from recognizer.streams.runner import StreamSpec, percentile
 from recognizer.streams.sources import parse_source
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 SAMPLES = HERE.parents[1] / "shared" / "data" / "imagenet-samples"
 CAT, CAR = SAMPLES / "n02123045_tabby.JPEG", SAMPLES / "n03100240_convertible.JPEG"
 SAMPLE_FPS = 2.0
@@ -371,17 +369,7 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as scratch:
         report = measure(args, Path(scratch))
-    report |= {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python benchmarks/streams.py " + " ".join(sys.argv[1:]),
-        "runtime_s": round(time.perf_counter() - started),
-        "machine": machine(),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"streams-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    save_report("streams", report, started, markdown)
     return 0
 
 
