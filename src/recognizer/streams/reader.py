@@ -355,7 +355,6 @@ class _DecodePlan:
         self.last_key: float | None = None
         self.key_gaps: list[float] = []
         self.intra_only = True
-        self.keyframes_only = False
 
     def wants(self, packet: av.Packet, t: float, context: av.codec.context.CodecContext) -> bool:
         if packet.is_keyframe:
@@ -364,7 +363,7 @@ class _DecodePlan:
             self.intra_only = False
         if not self.shortcuts:
             return True
-        if self.intra_only or self.keyframes_only:
+        if self.intra_only or self.stats.keyframes_only:
             # The next sampled frame will be a keyframe: decode no other packet.
             return packet.is_keyframe and self.sampler.due(t)
         if self.sampler.interval > 2.5 / max(self._rate(context), 1e-6):
@@ -377,8 +376,8 @@ class _DecodePlan:
         self.last_key = t
         # Keyframes at least as often as samples are due: decoding keyframes alone loses nothing.
         dense = len(self.key_gaps) >= 2 and max(self.key_gaps) <= self.sampler.interval * 1.01
-        if self.shortcuts and dense != self.keyframes_only:
-            self.keyframes_only = self.stats.keyframes_only = dense
+        if self.shortcuts:
+            self.stats.keyframes_only = dense
 
     @staticmethod
     def _rate(context: av.codec.context.CodecContext) -> float:
